@@ -1,0 +1,24 @@
+"""mmrope-hf: swap the multimodal rotary position encoding of Qwen-VL models in Hugging Face transformers.
+
+>>> import mmrope_hf
+>>> from mmrope_hf.testing import tiny_model
+>>> model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), scheme="mrope-i")
+>>> mmrope_hf.is_patched(model)
+True
+"""
+
+__version__ = "0.1.0"
+
+from .config import MMRopeConfig, available_schemes, resolve_config  # noqa: E402
+from .patching import is_patched, patch_info, patch_model, unpatch_model  # noqa: E402
+
+__all__ = [
+    "MMRopeConfig",
+    "available_schemes",
+    "is_patched",
+    "patch_info",
+    "patch_model",
+    "resolve_config",
+    "unpatch_model",
+    "__version__",
+]

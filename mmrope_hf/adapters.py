@@ -1,0 +1,68 @@
+"""Model adapters: where a model family keeps what the patcher replaces. No RoPE maths here.
+
+An adapter is registered for one or more ``config.model_type`` values and turns a model into
+:class:`ModelHandles`, checking that every attribute it hands out exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import torch
+from torch import nn
+
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelHandles:
+    """Everything the patcher needs from one model instance.
+
+    Attributes:
+        rope_owner: the module whose ``get_rope_index`` is replaced (``model.model`` on Qwen-VL).
+        rope_index_args: the stock positional parameter order of ``get_rope_index``.
+        rotary_parent / rotary_name: ``getattr(rotary_parent, rotary_name)`` is the text rotary module.
+        layers: the decoder layers, in order.
+        generation_owner: the module with ``_prepare_position_ids_for_generation``, if any.
+        native_frequency / native_section: the model's own allocation and ``mrope_section``.
+        spatial_merge_size: patches merged per side by the vision tower.
+        split_video_frames: whether each temporal group of a video is its own block (Qwen3-VL).
+        video_intervals: ``(video_grid_thw, second_per_grid_ts) -> one temporal interval per video``.
+    """
+
+    rope_owner: nn.Module
+    rope_index_args: tuple[str, ...]
+    rotary_parent: nn.Module
+    rotary_name: str
+    layers: Sequence[nn.Module]
+    generation_owner: nn.Module | None
+    native_frequency: str
+    native_section: tuple[int, ...]
+    spatial_merge_size: int
+    split_video_frames: bool
+    video_intervals: Callable[[torch.Tensor | None, torch.Tensor | None], list]
+
+    @property
+    def rotary(self) -> nn.Module:
+        return getattr(self.rotary_parent, self.rotary_name)
+
+
+class ModelAdapter(Protocol):
+    def locate(self, model: nn.Module) -> ModelHandles: ...
+
+
+ADAPTERS: Registry[ModelAdapter] = Registry("model type")
+
+
+def adapter_for(model: nn.Module) -> ModelAdapter:
+    """The adapter registered for ``model.config.model_type``."""
+    from . import patches  # noqa: F401  (registers the family adapters)
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in ADAPTERS:
+        raise TypeError(
+            f"mmrope-hf does not support model type {model_type!r} ({type(model).__name__}); "
+            f"supported: {', '.join(ADAPTERS.names())}"
+        )
+    return ADAPTERS.get(model_type)

@@ -1,0 +1,189 @@
+"""`MMRopeConfig`: a validated description of one multimodal RoPE scheme, and the preset loader.
+
+A scheme is a position design x a frequency allocation x a layer schedule (see README). Named schemes
+are presets: one YAML file each in ``configs/`` (installed as ``mmrope_hf.configs``). Every preset field
+can be overridden by keyword, and unknown keys or bad values raise a ``ValueError`` that names the valid
+choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from . import __version__
+from .allocation import ALLOCATIONS
+from .positions import POSITION_DESIGNS
+
+NATIVE = "native"
+VISION_ADVANCES = ("max", "spatial")
+LAYER_SCHEDULES = ("all",)
+_PRESET_ONLY_KEYS = ("description",)
+_OPTION_ALIASES = ("spatial_reset",)
+
+
+@dataclass(frozen=True)
+class MMRopeConfig:
+    """A fully resolved scheme.
+
+    Args:
+        scheme (`str`): name of the preset it was resolved from (for display and saving).
+        position (`str`): position design, one of ``mrope``, ``spatial-reset``, ``vanilla``.
+        frequency (`str`): frequency allocation: ``native`` (the model's own), ``chunked`` or ``interleaved``.
+        mrope_section (`tuple[int, int, int]`, *optional*): rotary pairs per axis (t, h, w). ``None`` means the
+            model's own section when the allocation is native, else the paper default scaled to the head dim.
+        temporal_stride (`float`, *optional*): temporal position step between frames/temporal groups. ``None``
+            keeps the model's own rule (1 on Qwen2-VL, ``tokens_per_second * second_per_grid_ts`` on Qwen2.5-VL).
+        vision_advance (`str`): where text resumes after a visual block: ``max`` (paper and transformers 4.x:
+            ``st + max((T-1)s, H-1, W-1) + 1``) or ``spatial`` (transformers 5.23 Qwen2/2.5-VL: ``st + max(H, W)``).
+            They differ only after a video with several temporal groups.
+        layers (`str` or `tuple[str, ...]`, *optional*): layer schedule. ``None``/``"all"`` uses ``position`` in
+            every decoder layer; a tuple gives one position design per decoder layer.
+
+    >>> MMRopeConfig(scheme="mrope-i", position="spatial-reset", frequency="interleaved").spatial_reset
+    True
+    """
+
+    scheme: str = "mrope"
+    position: str = "mrope"
+    frequency: str = NATIVE
+    mrope_section: tuple[int, int, int] | None = None
+    temporal_stride: float | None = None
+    vision_advance: str = "max"
+    layers: str | tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("position", self.position, POSITION_DESIGNS.names())
+        _check_choice("frequency", self.frequency, [NATIVE, *ALLOCATIONS.names()])
+        _check_choice("vision_advance", self.vision_advance, VISION_ADVANCES)
+        if self.mrope_section is not None:
+            section = self.mrope_section
+            if (
+                isinstance(section, (str, bytes))
+                or not hasattr(section, "__len__")
+                or len(section) != 3
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in section)
+            ):
+                raise ValueError(
+                    f"mrope_section must be three non-negative integers (t, h, w pairs), got {section!r}"
+                )
+            object.__setattr__(self, "mrope_section", tuple(section))
+        if self.temporal_stride is not None:
+            stride = self.temporal_stride
+            if isinstance(stride, bool) or not isinstance(stride, (int, float)) or not math.isfinite(stride) or stride <= 0:
+                raise ValueError(f"temporal_stride must be a positive number or None, got {stride!r}")
+            object.__setattr__(self, "temporal_stride", float(stride))
+        if isinstance(self.layers, str):
+            _check_choice("layers", self.layers, LAYER_SCHEDULES)
+        elif self.layers is not None:
+            if isinstance(self.layers, (bytes, Mapping)) or not hasattr(self.layers, "__iter__") or not self.layers:
+                raise ValueError(f"layers must be 'all' or a non-empty list of position designs, got {self.layers!r}")
+            layers = tuple(self.layers)
+            for name in layers:
+                _check_choice("layers entry", name, POSITION_DESIGNS.names())
+            object.__setattr__(self, "layers", layers)
+
+    @property
+    def spatial_reset(self) -> bool:
+        """Whether h and w restart at 0 for each image/frame."""
+        return self.position == "spatial-reset"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, stamped with the mmrope-hf version; inverse of :func:`resolve_config`."""
+        out = dataclasses.asdict(self)
+        for key in ("mrope_section", "layers"):
+            if isinstance(out[key], tuple):
+                out[key] = list(out[key])
+        out["mmrope_hf_version"] = __version__
+        return out
+
+
+def _check_choice(name: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(map(str, choices))}")
+
+
+def available_schemes() -> list[str]:
+    """Names of the presets shipped in ``mmrope_hf.configs``.
+
+    >>> "mrope-i" in available_schemes()
+    True
+    """
+    return sorted(f.name[: -len(".yaml")] for f in resources.files("mmrope_hf.configs").iterdir() if f.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The raw dict of preset ``name`` (including its ``description``)."""
+    if name not in available_schemes():
+        raise ValueError(f"unknown scheme {name!r}; valid choices: {', '.join(available_schemes())}")
+    text = resources.files("mmrope_hf.configs").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _option_names() -> list[str]:
+    fields = [f.name for f in dataclasses.fields(MMRopeConfig) if f.name != "scheme"]
+    return sorted([*fields, *_OPTION_ALIASES])
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        data = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of scheme options, got {type(data).__name__}")
+    data.setdefault("scheme", os.path.splitext(os.path.basename(path))[0])
+    return data
+
+
+def resolve_config(scheme: str | Mapping[str, Any] | MMRopeConfig, **options: Any) -> MMRopeConfig:
+    """Turn a preset name, a path to a YAML/JSON file, a dict or a config, plus overrides, into a config.
+
+    Options override the preset. ``spatial_reset=True/False`` switches the position design between
+    ``spatial-reset`` and ``mrope``.
+
+    >>> resolve_config("mrope-i").position
+    'spatial-reset'
+    >>> resolve_config("mrope-i", spatial_reset=False).position
+    'mrope'
+    """
+    if isinstance(scheme, MMRopeConfig):
+        base = scheme.to_dict()
+    elif isinstance(scheme, Mapping):
+        base = dict(scheme)
+        if "scheme" not in base:
+            raise ValueError(f"a scheme dict needs a 'scheme' key; valid schemes: {', '.join(available_schemes())}")
+    elif isinstance(scheme, str) and scheme.endswith((".yaml", ".yml", ".json")):
+        if not os.path.isfile(scheme):
+            raise ValueError(f"scheme file {scheme!r} does not exist")
+        base = _read_file(scheme)
+    elif isinstance(scheme, str):
+        base = {"scheme": scheme}
+    else:
+        raise TypeError(f"scheme must be a name, a path, a dict or an MMRopeConfig, got {type(scheme).__name__}")
+
+    version = base.pop("mmrope_hf_version", None)
+    merged = {**base, **options}
+    name = merged.pop("scheme")
+    values = load_preset(name)
+    for key in _PRESET_ONLY_KEYS:
+        values.pop(key, None)
+    values.update(merged)
+
+    unknown = sorted(set(values) - set(_option_names()))
+    if unknown:
+        hint = f" (this config was written by mmrope-hf {version}; this is {__version__})" if version else ""
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for scheme {name!r}{hint}; valid options: {', '.join(_option_names())}")
+    if "spatial_reset" in values:
+        reset = values.pop("spatial_reset")
+        if not isinstance(reset, bool):
+            raise ValueError(f"spatial_reset must be true or false, got {reset!r}")
+        if values.get("position", "mrope") not in ("mrope", "spatial-reset"):
+            raise ValueError(f"spatial_reset applies to the mrope/spatial-reset position designs, not {values['position']!r}")
+        values["position"] = "spatial-reset" if reset else "mrope"
+    return MMRopeConfig(scheme=name, **values)

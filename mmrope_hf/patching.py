@@ -1,0 +1,241 @@
+"""``patch_model`` / ``unpatch_model``: install a scheme on one model instance, reversibly.
+
+Only the instance changes (two models with different schemes can live in one process). Every change is
+recorded in an undo log kept on the model, and ``unpatch_model`` replays it backwards, which restores the
+stock behaviour exactly. What is installed:
+
+- ``get_rope_index`` on the rope owner (``model.model``): the scheme's positions and ``rope_deltas``, with the
+  stock signature, used by both ``forward`` and ``generate``;
+- the text rotary module: :class:`~mmrope_hf.rotary.MultimodalRotaryEmbedding` with the scheme's pair map;
+- with more than one position set, a pre-hook per decoder layer that hands the layer its set;
+- input checks: a forward pre-hook and a wrapper of ``_prepare_position_ids_for_generation`` that refuse
+  visual inputs without ``mm_token_type_ids`` (stock transformers silently falls back to 1D positions);
+- ``model.config.mmrope``: the resolved scheme, so ``save_pretrained`` keeps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .adapters import ModelHandles, adapter_for
+from .allocation import ALLOCATIONS
+from .compat import check_transformers_version
+from .config import NATIVE, MMRopeConfig, resolve_config
+from .layout import IMAGE, VIDEO, parse_layout, visual_items
+from .positions import PositionOptions, build_positions
+from .rotary import MultimodalRotaryEmbedding, StackedCosSin
+from .schedule import LayerSchedule, layer_schedule
+
+_STATE = "_mmrope"
+_GRID_KEYS = ("image_grid_thw", "video_grid_thw")
+
+
+class UndoLog:
+    """Reversible attribute changes and hooks."""
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], None]] = []
+
+    def set_attr(self, obj: Any, name: str, value: Any) -> None:
+        if isinstance(obj, nn.Module) and name in obj._modules:
+            old = obj._modules[name]
+            self._steps.append(lambda: setattr(obj, name, old))
+        elif name in vars(obj):
+            old = vars(obj)[name]
+            self._steps.append(lambda: setattr(obj, name, old))
+        else:
+            self._steps.append(lambda: delattr(obj, name))
+        setattr(obj, name, value)
+
+    def add_hook(self, handle: torch.utils.hooks.RemovableHandle) -> None:
+        self._steps.append(handle.remove)
+
+    def undo(self) -> None:
+        while self._steps:
+            self._steps.pop()()
+
+
+@dataclass
+class PatchState:
+    """What ``patch_model`` installed on a model (kept as ``model.model._mmrope``)."""
+
+    config: MMRopeConfig
+    handles: ModelHandles
+    schedule: LayerSchedule
+    frequency: str
+    mrope_section: tuple[int, ...]
+    undo: UndoLog = field(default_factory=UndoLog)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **self.config.to_dict(),
+            "spatial_reset": self.config.spatial_reset,
+            "resolved_frequency": self.frequency,
+            "resolved_mrope_section": list(self.mrope_section),
+            "position_sets": list(self.schedule.designs),
+            "layer_sets": list(self.schedule.layer_sets),
+        }
+
+    def rope_index(
+        self,
+        input_ids: torch.Tensor,
+        mm_token_type_ids: torch.Tensor | None = None,
+        image_grid_thw: torch.Tensor | None = None,
+        video_grid_thw: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+        **_: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scheme's ``(positions (3K, B, L), rope_deltas (B, 1))``; stock ``get_rope_index`` semantics."""
+        if mm_token_type_ids is None:
+            raise ValueError(
+                f"get_rope_index needs mm_token_type_ids (0 text, 1 image, 2 video) to place the "
+                f"{self.config.scheme} positions; the Qwen processors return it with input_ids"
+            )
+        handles = self.handles
+        items = [
+            visual_items(IMAGE, image_grid_thw),
+            visual_items(
+                VIDEO,
+                video_grid_thw,
+                handles.video_intervals(video_grid_thw, second_per_grid_ts),
+                split_frames=handles.split_video_frames,
+            ),
+        ]
+        layout = parse_layout(mm_token_type_ids, attention_mask, items, handles.spatial_merge_size)
+        options = PositionOptions(self.config.temporal_stride, self.config.vision_advance)
+        return build_positions(
+            self.schedule.designs, layout, options, attention_mask, tuple(input_ids.shape), input_ids.device
+        )
+
+
+def _find_state(model: nn.Module) -> PatchState | None:
+    for candidate in (model, getattr(model, "model", None)):
+        state = getattr(candidate, _STATE, None) if isinstance(candidate, nn.Module) else None
+        if isinstance(state, PatchState):
+            return state
+    return None
+
+
+def _resolve_frequency(config: MMRopeConfig, handles: ModelHandles, num_pairs: int) -> tuple[str, tuple, list[int]]:
+    name = handles.native_frequency if config.frequency == NATIVE else config.frequency
+    allocation = ALLOCATIONS.get(name)
+    if config.mrope_section is not None:
+        return name, config.mrope_section, allocation.checked_pair_axes(num_pairs, config.mrope_section)
+    if name == handles.native_frequency:  # the model's own section, used exactly as the model uses it
+        return name, handles.native_section, allocation.pair_axes(num_pairs, handles.native_section)
+    section = allocation.default_section(num_pairs)
+    return name, section, allocation.checked_pair_axes(num_pairs, section)
+
+
+def _rope_index_method(state: PatchState) -> Callable:
+    names = state.handles.rope_index_args
+
+    def get_rope_index(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(args) > len(names):
+            raise TypeError(f"get_rope_index takes at most {len(names)} positional arguments ({', '.join(names)})")
+        for name, value in zip(names, args):
+            if name in kwargs:
+                raise TypeError(f"get_rope_index got multiple values for argument {name!r}")
+            kwargs[name] = value
+        return state.rope_index(**kwargs)
+
+    get_rope_index.__doc__ = PatchState.rope_index.__doc__
+    return get_rope_index
+
+
+def _needs_token_types(kwargs: dict[str, Any], scheme: str) -> None:
+    if any(kwargs.get(key) is not None for key in _GRID_KEYS) and kwargs.get("mm_token_type_ids") is None:
+        raise ValueError(
+            f"visual inputs (image_grid_thw/video_grid_thw) were passed without mm_token_type_ids, so the "
+            f"{scheme} positions cannot be placed (stock transformers would silently use 1D positions); pass "
+            f"the processor's mm_token_type_ids, or explicit position_ids"
+        )
+
+
+def _check_forward_inputs(scheme: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    if kwargs.get("position_ids") is None and kwargs.get("input_ids") is not None:
+        _needs_token_types(kwargs, scheme)
+
+
+def _generation_positions(original: Callable, scheme: str, inputs_tensor: torch.Tensor, model_kwargs: dict):
+    _needs_token_types(model_kwargs, scheme)
+    return original(inputs_tensor, model_kwargs)
+
+
+def _layer_set_hook(index: int, module: nn.Module, args: tuple, kwargs: dict):
+    embeddings = kwargs.get("position_embeddings")
+    if isinstance(embeddings, StackedCosSin):
+        kwargs["position_embeddings"] = embeddings.select(index)
+        return args, kwargs
+    return None
+
+
+def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", **options: Any) -> nn.Module:
+    """Install a multimodal RoPE scheme on ``model`` in place and return it.
+
+    Args:
+        model (`nn.Module`): a Qwen2-VL, Qwen2.5-VL, Qwen3-VL or Qwen3-VL-MoE model (``...ForConditionalGeneration``
+            or the inner ``...Model``).
+        scheme (`str`, `dict` or `MMRopeConfig`): a preset name (see :func:`available_schemes`), a path to a
+            YAML/JSON file, a dict with a ``scheme`` key, or a config.
+        **options: overrides of the preset (``temporal_stride``, ``mrope_section``, ``spatial_reset``,
+            ``frequency``, ``vision_advance``, ``layers``, ``position``).
+
+    Patching a patched model replaces its scheme.
+
+    >>> from mmrope_hf.testing import tiny_model
+    >>> model = patch_model(tiny_model("qwen2_5_vl"), scheme="mrope-i")
+    >>> patch_info(model)["position"]
+    'spatial-reset'
+    """
+    check_transformers_version()
+    config = resolve_config(scheme, **options)
+    adapter = adapter_for(model)
+    unpatch_model(model)
+    handles = adapter.locate(model)
+    stock_rotary = handles.rotary
+    if "dynamic" in stock_rotary.rope_type or "longrope" in stock_rotary.rope_type:
+        raise ValueError(f"rope_type {stock_rotary.rope_type!r} updates its frequencies per call; mmrope-hf supports static rope types")
+    schedule = layer_schedule(config, len(handles.layers))
+    frequency, section, pair_axes = _resolve_frequency(config, handles, stock_rotary.inv_freq.shape[-1])
+    state = PatchState(config, handles, schedule, frequency, tuple(section))
+
+    undo = state.undo
+    undo.set_attr(handles.rope_owner, _STATE, state)
+    undo.set_attr(handles.rope_owner, "get_rope_index", _rope_index_method(state))
+    undo.set_attr(handles.rope_owner, "rope_deltas", None)
+    undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, pair_axes, schedule.num_sets))
+    undo.add_hook(handles.rope_owner.register_forward_pre_hook(partial(_check_forward_inputs, config.scheme), with_kwargs=True))
+    if handles.generation_owner is not None:
+        original = handles.generation_owner._prepare_position_ids_for_generation
+        undo.set_attr(handles.generation_owner, "_prepare_position_ids_for_generation", partial(_generation_positions, original, config.scheme))
+    if schedule.num_sets > 1:
+        for layer, index in zip(handles.layers, schedule.layer_sets):
+            undo.add_hook(layer.register_forward_pre_hook(partial(_layer_set_hook, index), with_kwargs=True))
+    undo.set_attr(model.config, "mmrope", config.to_dict())
+    return model
+
+
+def unpatch_model(model: nn.Module) -> nn.Module:
+    """Restore the stock behaviour of a patched model (a no-op on an unpatched one) and return it."""
+    state = _find_state(model)
+    if state is not None:
+        state.undo.undo()
+    return model
+
+
+def is_patched(model: nn.Module) -> bool:
+    """Whether ``patch_model`` installed a scheme on ``model``."""
+    return _find_state(model) is not None
+
+
+def patch_info(model: nn.Module) -> dict[str, Any] | None:
+    """The active scheme: its name, resolved options and what they became on this model; ``None`` if unpatched."""
+    state = _find_state(model)
+    return None if state is None else state.info()

@@ -1,0 +1,138 @@
+"""Position designs: segments of a row -> (t, h, w) positions, and the batch builder.
+
+A design is a function ``(segments, options) -> RowPositions`` registered in ``POSITION_DESIGNS``.
+``st`` below is the position of the first token of a visual block (one past everything before it), a block
+has T x H x W tokens after the spatial merge, in row-major (t, h, w) order, and ``s`` is the temporal step.
+
+- ``mrope``: text (p, p, p); visual (st + floor(t*s), st + r, st + c).
+- ``spatial-reset``: visual (st + floor(t*s), r, c): h and w restart at 0 for every block; text as ``mrope``.
+- ``vanilla``: one counter over every token, copied to the three rows.
+
+After a block, text resumes at ``st + max(floor((T-1)s), H-1, W-1) + 1`` (``vision_advance="max"``) or at
+``st + max(H, W)`` (``"spatial"``, the transformers 5.23 Qwen2/2.5-VL rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .layout import Segment, VisualBlock
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class PositionOptions:
+    """Options every design reads. ``temporal_stride=None`` keeps each block's own interval."""
+
+    temporal_stride: float | None = None
+    vision_advance: str = "max"
+
+
+@dataclass(frozen=True)
+class RowPositions:
+    """Positions of one row's unpadded tokens, shape (3, n), and the position of the token that would follow."""
+
+    positions: torch.Tensor
+    next_position: float
+
+
+PositionDesign = Callable[[Sequence[Segment], PositionOptions], RowPositions]
+POSITION_DESIGNS: Registry[PositionDesign] = Registry("position design")
+
+
+def _temporal_offsets(block: VisualBlock, options: PositionOptions) -> torch.Tensor:
+    interval = block.interval if options.temporal_stride is None else options.temporal_stride
+    return (torch.arange(block.grid[0]) * interval).long()  # the stock quantisation: truncate after the multiply
+
+
+def _grid_rows(block: VisualBlock, t: torch.Tensor, h0: int, w0: int) -> torch.Tensor:
+    _, n_h, n_w = block.grid
+    tt, hh, ww = torch.meshgrid(t, torch.arange(n_h) + h0, torch.arange(n_w) + w0, indexing="ij")
+    return torch.stack([tt, hh, ww]).reshape(3, -1)
+
+
+def _mrope_row(segments: Sequence[Segment], options: PositionOptions, reset: bool) -> RowPositions:
+    parts, pos, top = [], 0, -1
+    for seg in segments:
+        if isinstance(seg, int):
+            parts.append(torch.arange(pos, pos + seg).expand(3, -1))
+            pos += seg
+            top = max(top, pos - 1)
+            continue
+        t = _temporal_offsets(seg, options)
+        _, n_h, n_w = seg.grid
+        extent = max(int(t[-1]), n_h - 1, n_w - 1)
+        spatial_start = 0 if reset else pos
+        parts.append(_grid_rows(seg, t + pos, spatial_start, spatial_start))
+        top = max(top, pos + extent)
+        pos = pos + extent + 1 if options.vision_advance == "max" else pos + max(n_h, n_w)
+    positions = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
+    # transformers measures rope_deltas from max(position) + 1; with "max" that is where text resumes anyway.
+    return RowPositions(positions, max(pos, top + 1))
+
+
+@POSITION_DESIGNS.register("mrope")
+def mrope(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
+    """Qwen2-VL MRoPE positions."""
+    return _mrope_row(segments, options, reset=False)
+
+
+@POSITION_DESIGNS.register("spatial-reset")
+def spatial_reset(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
+    """MRoPE positions with h and w restarting at 0 for every image/frame (MRoPE-I, MHRoPE)."""
+    return _mrope_row(segments, options, reset=True)
+
+
+@POSITION_DESIGNS.register("vanilla")
+def vanilla(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
+    """1D positions: one counter over every token."""
+    n = sum(seg if isinstance(seg, int) else seg.num_tokens for seg in segments)
+    return RowPositions(torch.arange(n).expand(3, -1), n)
+
+
+def build_positions(
+    designs: Sequence[str],
+    layout: Sequence[Sequence[Segment]],
+    options: PositionOptions,
+    attention_mask: torch.Tensor | None,
+    shape: tuple[int, int],
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of every set for a batch.
+
+    Args:
+        designs: one position design per position set (a layer schedule may use several).
+        layout: segments of every row (see :func:`mmrope_hf.layout.parse_layout`).
+        options: the options every design reads.
+        attention_mask (`torch.Tensor` of shape `(B, L)`, *optional*): padded slots get position 0.
+        shape: (B, L).
+
+    Returns:
+        positions (`torch.Tensor` of shape `(3 * len(designs), B, L)`): rows (t, h, w) of set 0, then set 1, ...;
+            int64 unless a design or the alignment below needs float32.
+        rope_deltas (`torch.Tensor` of shape `(B, 1)`): next position minus the number of unpadded tokens.
+
+    Sets after the first are shifted per row so that they resume at the same position as set 0. RoPE only sees
+    position differences within a set, so the shift changes nothing, and decoding (+1 per step on every row,
+    or ``rope_deltas``) stays right for every set.
+    """
+    batch, length = shape
+    keep = attention_mask.bool() if attention_mask is not None else torch.ones(batch, length, dtype=torch.bool)
+    rows = [[POSITION_DESIGNS.get(name)(segments, options) for name in designs] for segments in layout]
+    lengths = [int(n) for n in keep.sum(-1).tolist()]
+    sets = []
+    for k in range(len(designs)):
+        shifts = [row[0].next_position - row[k].next_position for row in rows]
+        values = [row[k].positions + shift for row, shift in zip(rows, shifts)]
+        dtype = torch.long if all(v.dtype == torch.long for v in values) else torch.float32
+        out = torch.zeros(3, batch, length, dtype=dtype)
+        for b, v in enumerate(values):
+            out[:, b, keep[b].cpu()] = v.to(dtype)
+        sets.append(out)
+    dtype = torch.float32 if any(s.dtype != torch.long for s in sets) else torch.long
+    positions = torch.cat([s.to(dtype) for s in sets]).to(device)
+    deltas = torch.tensor([row[0].next_position - n for row, n in zip(rows, lengths)], device=device)
+    return positions, deltas.unsqueeze(1)

@@ -1,0 +1,88 @@
+"""The rotary module that turns position sets into cos/sin, for any pair -> axis map.
+
+It wraps the model's own rotary module and reuses its ``inv_freq`` and ``attention_scaling`` (so scaled
+rope types such as YaRN keep working), computes in float32 with autocast off, accepts integer and float
+positions, and returns (cos, sin) of shape ``(B, L, rotary_dim)`` in the activation dtype, like the stock
+module. With several position sets (a layer schedule) it returns :class:`StackedCosSin`, one (cos, sin) per
+set, and the per-layer hooks installed by the patcher hand each decoder layer its own set.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class StackedCosSin(tuple):
+    """(cos, sin) with a leading position-set dimension: shapes ``(K, B, L, D)``."""
+
+    def select(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = self
+        return cos[index], sin[index]
+
+
+def split_position_sets(position_ids: torch.Tensor, num_sets: int) -> torch.Tensor:
+    """Bring any position layout the model may pass to shape ``(K, 3, B, L)``.
+
+    Accepted: ``(B, L)`` and ``(1, B, L)`` 1D positions, ``(3, B, L)`` (broadcast to every set: text-only input
+    and stock decoding, where all sets agree because :func:`build_positions` aligns them), ``(3K, B, L)``, and
+    ``(3K + 1, B, L)`` with the text row first (what ``generate`` passes when K > 1).
+    """
+    if position_ids.ndim == 2:
+        position_ids = position_ids[None]
+    rows = position_ids.shape[0]
+    if rows in (1, 3):
+        return position_ids.expand(3, -1, -1)[None].expand(num_sets, -1, -1, -1)
+    if rows == 3 * num_sets + 1:
+        position_ids = position_ids[1:]
+    elif rows != 3 * num_sets:
+        raise ValueError(
+            f"position_ids has {rows} rows; with {num_sets} position set(s) expected 1, 3, {3 * num_sets} or "
+            f"{3 * num_sets + 1} (text row + 3 per set)"
+        )
+    return position_ids.reshape(num_sets, 3, *position_ids.shape[1:])
+
+
+class MultimodalRotaryEmbedding(nn.Module):
+    """cos/sin for one or more (t, h, w) position sets under a pair -> axis map.
+
+    Args:
+        stock (`nn.Module`): the model's rotary module (kept, and put back by ``unpatch_model``).
+        pair_axes (`Sequence[int]`): axis (0 t, 1 h, 2 w) of every rotary pair.
+        num_sets (`int`): number of position sets the positions carry.
+    """
+
+    def __init__(self, stock: nn.Module, pair_axes: Sequence[int], num_sets: int = 1):
+        super().__init__()
+        num_pairs = stock.inv_freq.shape[-1]
+        if len(pair_axes) != num_pairs:
+            raise ValueError(f"pair map covers {len(pair_axes)} pairs, the rotary has {num_pairs}")
+        self.stock = stock
+        self.num_sets = num_sets
+        self.register_buffer("pair_axes", torch.tensor(list(pair_axes), dtype=torch.long), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
+        """``x`` only gives dtype and device; ``position_ids`` as in :func:`split_position_sets`."""
+        sets = split_position_sets(position_ids, self.num_sets).to(x.device)
+        inv_freq = self.stock.inv_freq.to(device=x.device, dtype=torch.float)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            freqs = sets[..., None].float() * inv_freq  # (K, 3, B, L, P)
+            cos = self._recompose(freqs.cos() * self.stock.attention_scaling)
+            sin = self._recompose(freqs.sin() * self.stock.attention_scaling)
+        cos, sin = cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
+        if self.num_sets == 1:
+            return cos[0], sin[0]
+        return StackedCosSin((cos, sin))
+
+    def _recompose(self, values: torch.Tensor) -> torch.Tensor:
+        """(K, 3, B, L, P) per-axis values -> (K, B, L, 2P): pair i reads axis ``pair_axes[i]``."""
+        k, _, b, l, p = values.shape
+        index = self.pair_axes.to(values.device).view(1, 1, 1, 1, p).expand(k, 1, b, l, p)
+        picked = values.gather(1, index).squeeze(1)
+        return torch.cat((picked, picked), dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"num_sets={self.num_sets}, pair_axes={self.pair_axes.tolist()}"

@@ -1,0 +1,78 @@
+"""One adapter for the Qwen-VL families; each family module declares only how it differs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from mmrope_hf.adapters import ADAPTERS, ModelHandles
+from mmrope_hf.compat import missing_attribute
+
+ROPE_INDEX_ARGS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
+
+
+def unit_intervals(video_grid_thw: torch.Tensor | None, second_per_grid_ts: torch.Tensor | None) -> list:
+    """Qwen2-VL and Qwen3-VL: temporal groups one position apart."""
+    return [1] * (0 if video_grid_thw is None else len(video_grid_thw))
+
+
+@dataclass(frozen=True)
+class QwenVLAdapter:
+    """Locates ``model.model.{get_rope_index, language_model.rotary_emb, language_model.layers}``.
+
+    Attributes:
+        native_frequency: ``chunked`` (Qwen2/2.5-VL) or ``interleaved`` (Qwen3-VL).
+        default_section: the section the stock rotary falls back to when the config has none.
+        split_video_frames: Qwen3-VL lays out every temporal group of a video as its own block.
+        rope_index_args: stock positional order of ``get_rope_index``.
+        video_intervals: per-video temporal interval, from the model config (bound in :meth:`locate`).
+    """
+
+    native_frequency: str
+    default_section: tuple[int, int, int]
+    split_video_frames: bool = False
+    rope_index_args: tuple[str, ...] = ROPE_INDEX_ARGS
+    video_intervals: Callable[[nn.Module], Callable] = lambda model: unit_intervals
+
+    def locate(self, model: nn.Module) -> ModelHandles:
+        owner = model if hasattr(model, "get_rope_index") else getattr(model, "model", None)
+        if owner is None or not callable(getattr(owner, "get_rope_index", None)):
+            raise missing_attribute("get_rope_index (on the model or model.model)", model)
+        text = getattr(owner, "language_model", None)
+        if text is None:
+            raise missing_attribute("language_model", owner)
+        rotary = getattr(text, "rotary_emb", None)
+        for name in ("inv_freq", "attention_scaling", "rope_type", "recomposition_frequencies"):
+            if not hasattr(rotary, name):
+                raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
+        layers = getattr(text, "layers", None)
+        if not isinstance(layers, nn.ModuleList):
+            raise missing_attribute("language_model.layers", owner)
+        vision = getattr(owner.config, "vision_config", None)
+        if not hasattr(vision, "spatial_merge_size"):
+            raise missing_attribute("config.vision_config.spatial_merge_size", owner)
+        generation_owner = model if model is not owner else None
+        if generation_owner is not None and not hasattr(model, "_prepare_position_ids_for_generation"):
+            raise missing_attribute("_prepare_position_ids_for_generation", model)
+        section = text.config.rope_parameters.get("mrope_section") or self.default_section
+        return ModelHandles(
+            rope_owner=owner,
+            rope_index_args=self.rope_index_args,
+            rotary_parent=text,
+            rotary_name="rotary_emb",
+            layers=layers,
+            generation_owner=generation_owner,
+            native_frequency=self.native_frequency,
+            native_section=tuple(section),
+            spatial_merge_size=vision.spatial_merge_size,
+            split_video_frames=self.split_video_frames,
+            video_intervals=self.video_intervals(owner),
+        )
+
+
+def register(adapter: QwenVLAdapter, *model_types: str) -> None:
+    for model_type in model_types:
+        ADAPTERS.add(model_type, adapter)
