@@ -1,0 +1,55 @@
+"""Shared prompts, model builders and helpers. Everything is offline and seeded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
+
+SCHEMES = ("mrope", "mrope-i", "spatial-reset", "vanilla")
+
+# Rows of build_inputs items: n text tokens, or (kind, t, h, w) grids in patches before the 2x2 merge.
+PROMPTS = {
+    "text": [[9]],
+    "one_image": [[3, ("image", 1, 8, 8), 2]],
+    "images": [[2, ("image", 1, 8, 8), 3, ("image", 1, 4, 6), 1, ("image", 1, 6, 4), 2]],
+    "left_padded": [[3, ("image", 1, 8, 8), 2], [5, ("image", 1, 4, 6), 4, ("image", 1, 6, 4), 1]],
+    "video_one_frame": [[3, ("video", 1, 4, 4), 2]],
+    "video": [[3, ("video", 3, 4, 4), 2]],  # one block of 3 groups; per-frame blocks on Qwen3-VL
+}
+
+
+def reference_layout(family: str, row: list) -> list:
+    """The tests/reference layout of one build_inputs row (vision start/end and timestamps are text)."""
+    layout = []
+    for item in row:
+        if isinstance(item, int):
+            layout.append(("text", item))
+            continue
+        kind, t, h, w = item
+        if family.startswith("qwen3") and kind == "video":
+            for _ in range(t):
+                layout += [("text", 2), ("video", 1, h // 2, w // 2), ("text", 1)]
+        else:
+            layout += [("text", 1), (kind, t, h // 2, w // 2), ("text", 1)]
+    return layout
+
+
+def inputs_for(family: str, prompt: str, **kwargs) -> dict:
+    return build_inputs(family, PROMPTS[prompt], **kwargs)
+
+
+def logits(model, inputs: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def model(family):
+    return tiny_model(family)

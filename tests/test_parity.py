@@ -1,0 +1,84 @@
+"""`mrope` through the plugin is the stock model; text-only input is the stock model for every scheme."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import PROMPTS, SCHEMES, inputs_for, logits, reference_layout
+from reference import rope_reference as ref
+
+import mmrope_hf
+from mmrope_hf.testing import tiny_model
+
+STOCK_PROMPTS = ("text", "one_image", "images", "left_padded", "video_one_frame")
+
+
+def rope_index(model, inputs):
+    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask", "second_per_grid_ts")
+    return model.model.get_rope_index(inputs["input_ids"], **{k: inputs.get(k) for k in keys})
+
+
+@pytest.mark.parametrize("prompt", STOCK_PROMPTS)
+def test_mrope_is_bit_identical_to_stock(family, model, prompt):
+    inputs = inputs_for(family, prompt)
+    stock_positions, stock_deltas = rope_index(model, inputs)
+    stock_logits = logits(model, inputs)
+    mmrope_hf.patch_model(model, "mrope")
+    positions, deltas = rope_index(model, inputs)
+    assert torch.equal(positions, stock_positions)
+    assert positions.dtype == stock_positions.dtype
+    assert torch.equal(deltas, stock_deltas)
+    assert torch.equal(logits(model, inputs), stock_logits)
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen3_vl_moe"])
+def test_mrope_on_qwen3_per_frame_video_is_stock(family):
+    model = tiny_model(family)
+    inputs = inputs_for(family, "video")
+    stock = rope_index(model, inputs), logits(model, inputs)
+    mmrope_hf.patch_model(model, "mrope")
+    positions, deltas = rope_index(model, inputs)
+    assert torch.equal(positions, stock[0][0]) and torch.equal(deltas, stock[0][1])
+    assert torch.equal(logits(model, inputs), stock[1])
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_multi_group_video_follows_max_plus_one_and_spatial_gives_stock(family):
+    """Qwen2/2.5-VL in transformers 5.23 resume text at st + max(H, W) after a video; we default to max + 1."""
+    model = tiny_model(family)
+    inputs = inputs_for(family, "video")
+    stock_positions, stock_deltas = rope_index(model, inputs)
+    stock_logits = logits(model, inputs)
+    interval = 2.0 if family == "qwen2_5_vl" else 1.0  # tokens_per_second (2) * 1 s per group on Qwen2.5-VL
+    layout = reference_layout(family, PROMPTS["video"][0])
+
+    mmrope_hf.patch_model(model, "mrope")
+    positions, deltas = rope_index(model, inputs)
+    expected, next_position = ref.positions(layout, "mrope", stride=interval, advance="max")
+    assert positions[:, 0].T.tolist() == [list(p) for p in expected]
+    assert deltas.item() == next_position - len(expected)
+    assert not torch.equal(positions, stock_positions)  # the text after the video moved
+
+    mmrope_hf.patch_model(model, "mrope", vision_advance="spatial")
+    positions, deltas = rope_index(model, inputs)
+    assert torch.equal(positions, stock_positions) and torch.equal(deltas, stock_deltas)
+    assert torch.equal(logits(model, inputs), stock_logits)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_text_only_logits_equal_stock(family, model, scheme):
+    inputs = inputs_for(family, "text")
+    stock = logits(model, inputs)
+    mmrope_hf.patch_model(model, scheme)
+    assert torch.equal(logits(model, inputs), stock)
+
+
+@pytest.mark.parametrize("scheme", ["mrope-i", "spatial-reset", "vanilla"])
+def test_other_schemes_change_image_logits_and_unpatch_restores(family, model, scheme):
+    inputs = inputs_for(family, "images")
+    stock = logits(model, inputs)
+    mmrope_hf.patch_model(model, scheme)
+    patched = logits(model, inputs)
+    assert (patched - stock).abs().max() > 1e-3
+    mmrope_hf.unpatch_model(model)
+    assert torch.equal(logits(model, inputs), stock)
