@@ -53,3 +53,18 @@ def family(request) -> str:
 @pytest.fixture
 def model(family):
     return tiny_model(family)
+
+
+def left_pad_batch(singles: list[dict]) -> dict:
+    """Left-pad and stack single-row inputs (as build_inputs makes them) into one batch."""
+    length = max(s["input_ids"].shape[1] for s in singles)
+    batch = {}
+    for key, fill in (("input_ids", 0), ("attention_mask", 0), ("mm_token_type_ids", 0)):
+        batch[key] = torch.cat(
+            [torch.nn.functional.pad(s[key], (length - s[key].shape[1], 0), value=fill) for s in singles]
+        )
+    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+        parts = [s[key] for s in singles if key in s]
+        if parts:
+            batch[key] = torch.cat(parts)
+    return batch
