@@ -127,7 +127,7 @@ def load_preset(name: str) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def _option_names() -> list[str]:
+def option_names() -> list[str]:
     fields = [f.name for f in dataclasses.fields(MMRopeConfig) if f.name != "scheme"]
     return sorted([*fields, *_OPTION_ALIASES])
 
@@ -175,10 +175,10 @@ def resolve_config(scheme: str | Mapping[str, Any] | MMRopeConfig, **options: An
         values.pop(key, None)
     values.update(merged)
 
-    unknown = sorted(set(values) - set(_option_names()))
+    unknown = sorted(set(values) - set(option_names()))
     if unknown:
         hint = f" (this config was written by mmrope-hf {version}; this is {__version__})" if version else ""
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for scheme {name!r}{hint}; valid options: {', '.join(_option_names())}")
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for scheme {name!r}{hint}; valid options: {', '.join(option_names())}")
     if "spatial_reset" in values:
         reset = values.pop("spatial_reset")
         if not isinstance(reset, bool):
