@@ -209,7 +209,7 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     undo = state.undo
     undo.set_attr(handles.rope_owner, _STATE, state)
     undo.set_attr(handles.rope_owner, "get_rope_index", _rope_index_method(state))
-    undo.set_attr(handles.rope_owner, "rope_deltas", None)
+    handles.rope_owner.rope_deltas = None  # deltas of the previous scheme would be stale
     undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, pair_axes, schedule.num_sets))
     undo.add_hook(handles.rope_owner.register_forward_pre_hook(partial(_check_forward_inputs, config.scheme), with_kwargs=True))
     if handles.generation_owner is not None:
@@ -227,6 +227,7 @@ def unpatch_model(model: nn.Module) -> nn.Module:
     state = _find_state(model)
     if state is not None:
         state.undo.undo()
+        state.handles.rope_owner.rope_deltas = None
     return model
 
 

@@ -65,6 +65,19 @@ def test_multi_group_video_follows_max_plus_one_and_spatial_gives_stock(family):
     assert torch.equal(logits(model, inputs), stock_logits)
 
 
+def test_qwen2_5_absolute_time_video_is_stock_with_the_5_23_advance():
+    """tokens_per_second (2) x 0.75 s = 1.5 per group, truncated after the multiply: t offsets 0, 1, 3."""
+    model = tiny_model("qwen2_5_vl")
+    inputs = inputs_for("qwen2_5_vl", "video", second_per_grid_ts=[0.75])
+    stock_positions, stock_deltas = rope_index(model, inputs)
+    stock_logits = logits(model, inputs)
+    mmrope_hf.patch_model(model, "mrope", vision_advance="spatial")
+    positions, deltas = rope_index(model, inputs)
+    assert torch.equal(positions, stock_positions) and torch.equal(deltas, stock_deltas)
+    assert torch.equal(logits(model, inputs), stock_logits)
+    assert sorted(set(positions[0, 0, 4:16].tolist())) == [4, 5, 7]
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_text_only_logits_equal_stock(family, model, scheme):
     inputs = inputs_for(family, "text")
