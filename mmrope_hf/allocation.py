@@ -12,9 +12,10 @@ Default sections for head dims other than 128 (P != 64) scale the paper's defaul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
+from .options import Option
 from .registry import Registry
 
 T, H, W = 0, 1, 2
@@ -56,6 +57,7 @@ class PairAllocation:
     name: str
     pair_axes_fn: Callable[[int, Sequence[int]], list[int]]
     spatial_per_64: int
+    options: Mapping[str, Option] = field(default_factory=dict)
 
     def default_section(self, num_pairs: int) -> tuple[int, int, int]:
         return scaled_section(num_pairs, self.spatial_per_64)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +19,7 @@ import yaml
 
 from . import __version__
 from .allocation import ALLOCATIONS
+from .options import Option, int_triple, positive_number
 from .positions import POSITION_DESIGNS
 
 NATIVE = "native"
@@ -46,6 +46,8 @@ class MMRopeConfig:
             They differ only after a video with several temporal groups.
         layers (`str` or `tuple[str, ...]`, *optional*): layer schedule. ``None``/``"all"`` uses ``position`` in
             every decoder layer; a tuple gives one position design per decoder layer.
+        options (`tuple[tuple[str, Any], ...]`): the options that the position design(s) and the frequency
+            allocation declare for themselves (e.g. a ring radius), defaults filled in, sorted by name.
 
     >>> MMRopeConfig(scheme="mrope-i", position="spatial-reset", frequency="interleaved").spatial_reset
     True
@@ -58,28 +60,16 @@ class MMRopeConfig:
     temporal_stride: float | None = None
     vision_advance: str = "max"
     layers: str | tuple[str, ...] | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice("position", self.position, POSITION_DESIGNS.names())
         _check_choice("frequency", self.frequency, [NATIVE, *ALLOCATIONS.names()])
         _check_choice("vision_advance", self.vision_advance, VISION_ADVANCES)
         if self.mrope_section is not None:
-            section = self.mrope_section
-            if (
-                isinstance(section, (str, bytes))
-                or not hasattr(section, "__len__")
-                or len(section) != 3
-                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in section)
-            ):
-                raise ValueError(
-                    f"mrope_section must be three non-negative integers (t, h, w pairs), got {section!r}"
-                )
-            object.__setattr__(self, "mrope_section", tuple(section))
+            object.__setattr__(self, "mrope_section", int_triple("mrope_section", self.mrope_section))
         if self.temporal_stride is not None:
-            stride = self.temporal_stride
-            if isinstance(stride, bool) or not isinstance(stride, (int, float)) or not math.isfinite(stride) or stride <= 0:
-                raise ValueError(f"temporal_stride must be a positive number or None, got {stride!r}")
-            object.__setattr__(self, "temporal_stride", float(stride))
+            object.__setattr__(self, "temporal_stride", positive_number("temporal_stride", self.temporal_stride))
         if isinstance(self.layers, str):
             _check_choice("layers", self.layers, LAYER_SCHEDULES)
         elif self.layers is not None:
@@ -89,6 +79,34 @@ class MMRopeConfig:
             for name in layers:
                 _check_choice("layers entry", name, POSITION_DESIGNS.names())
             object.__setattr__(self, "layers", layers)
+        specs = self.option_specs()
+        given = dict(self.options)
+        unknown = sorted(set(given) - set(specs))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for scheme {self.scheme!r}; valid options: "
+                f"{', '.join(option_names(self))}"
+            )
+        values = {name: spec.check(name, given[name]) if name in given else spec.default for name, spec in specs.items()}
+        object.__setattr__(self, "options", tuple(sorted(values.items())))
+
+    @property
+    def designs(self) -> tuple[str, ...]:
+        """The position designs this scheme uses, in order of first use."""
+        return (self.position,) if self.layers in (None, "all") else tuple(dict.fromkeys(self.layers))
+
+    def option_specs(self) -> dict[str, Option]:
+        """The options declared by this scheme's position designs and frequency allocation."""
+        specs: dict[str, Option] = {}
+        for design in self.designs:
+            specs.update(POSITION_DESIGNS.get(design).options)
+        if self.frequency != NATIVE:
+            specs.update(ALLOCATIONS.get(self.frequency).options)
+        return specs
+
+    def option(self, name: str) -> Any:
+        """The value of a design/allocation option."""
+        return dict(self.options)[name]
 
     @property
     def spatial_reset(self) -> bool:
@@ -97,10 +115,9 @@ class MMRopeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, stamped with the mmrope-hf version; inverse of :func:`resolve_config`."""
-        out = dataclasses.asdict(self)
-        for key in ("mrope_section", "layers"):
-            if isinstance(out[key], tuple):
-                out[key] = list(out[key])
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"}
+        out.update(self.options)
+        out = {key: list(value) if isinstance(value, tuple) else value for key, value in out.items()}
         out["mmrope_hf_version"] = __version__
         return out
 
@@ -127,9 +144,17 @@ def load_preset(name: str) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def option_names() -> list[str]:
-    fields = [f.name for f in dataclasses.fields(MMRopeConfig) if f.name != "scheme"]
-    return sorted([*fields, *_OPTION_ALIASES])
+_COMMON_OPTIONS = [f.name for f in dataclasses.fields(MMRopeConfig) if f.name not in ("scheme", "options")]
+
+
+def option_names(config: MMRopeConfig | None = None) -> list[str]:
+    """Options a scheme accepts: the common ones plus those its components declare (all of them without a config)."""
+    if config is None:
+        specific = [name for d in POSITION_DESIGNS for name in POSITION_DESIGNS.get(d).options]
+        specific += [name for a in ALLOCATIONS for name in ALLOCATIONS.get(a).options]
+    else:
+        specific = list(config.option_specs())
+    return sorted({*_COMMON_OPTIONS, *_OPTION_ALIASES, *specific})
 
 
 def _read_file(path: str) -> dict[str, Any]:
@@ -175,10 +200,6 @@ def resolve_config(scheme: str | Mapping[str, Any] | MMRopeConfig, **options: An
         values.pop(key, None)
     values.update(merged)
 
-    unknown = sorted(set(values) - set(option_names()))
-    if unknown:
-        hint = f" (this config was written by mmrope-hf {version}; this is {__version__})" if version else ""
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for scheme {name!r}{hint}; valid options: {', '.join(option_names())}")
     if "spatial_reset" in values:
         reset = values.pop("spatial_reset")
         if not isinstance(reset, bool):
@@ -186,4 +207,11 @@ def resolve_config(scheme: str | Mapping[str, Any] | MMRopeConfig, **options: An
         if values.get("position", "mrope") not in ("mrope", "spatial-reset"):
             raise ValueError(f"spatial_reset applies to the mrope/spatial-reset position designs, not {values['position']!r}")
         values["position"] = "spatial-reset" if reset else "mrope"
-    return MMRopeConfig(scheme=name, **values)
+    common = {key: values.pop(key) for key in _COMMON_OPTIONS if key in values}
+    options = values.pop("options", {})  # a saved config's to_dict() has them flattened; accept both
+    try:
+        return MMRopeConfig(scheme=name, **common, options=tuple({**dict(options), **values}.items()))
+    except ValueError as error:
+        if version and "unknown option" in str(error):
+            raise ValueError(f"{error} (this config was written by mmrope-hf {version}; this is {__version__})") from None
+        raise

@@ -14,21 +14,24 @@ After a block, text resumes at ``st + max(floor((T-1)s), H-1, W-1) + 1`` (``visi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from .layout import Segment, VisualBlock
+from .options import Option
 from .registry import Registry
 
 
 @dataclass(frozen=True)
 class PositionOptions:
-    """Options every design reads. ``temporal_stride=None`` keeps each block's own interval."""
+    """Options every design reads (``temporal_stride=None`` keeps each block's own interval), plus the
+    options the design declares for itself in ``design`` (e.g. a radius)."""
 
     temporal_stride: float | None = None
     vision_advance: str = "max"
+    design: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,28 @@ class RowPositions:
     next_position: float
 
 
-PositionDesign = Callable[[Sequence[Segment], PositionOptions], RowPositions]
+RowFunction = Callable[[Sequence[Segment], PositionOptions], RowPositions]
+
+
+@dataclass(frozen=True)
+class PositionDesign:
+    """A registered design: the row function and the options it declares."""
+
+    row: RowFunction
+    options: Mapping[str, Option] = field(default_factory=dict)
+
+
 POSITION_DESIGNS: Registry[PositionDesign] = Registry("position design")
+
+
+def register_design(name: str, options: Mapping[str, Option] | None = None) -> Callable[[RowFunction], RowFunction]:
+    """Register a row function as position design ``name``, with the options it reads from ``options.design``."""
+
+    def decorate(row: RowFunction) -> RowFunction:
+        POSITION_DESIGNS.add(name, PositionDesign(row, dict(options or {})))
+        return row
+
+    return decorate
 
 
 def _temporal_offsets(block: VisualBlock, options: PositionOptions) -> torch.Tensor:
@@ -74,19 +97,19 @@ def _mrope_row(segments: Sequence[Segment], options: PositionOptions, reset: boo
     return RowPositions(positions, max(pos, top + 1))
 
 
-@POSITION_DESIGNS.register("mrope")
+@register_design("mrope")
 def mrope(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """Qwen2-VL MRoPE positions."""
     return _mrope_row(segments, options, reset=False)
 
 
-@POSITION_DESIGNS.register("spatial-reset")
+@register_design("spatial-reset")
 def spatial_reset(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """MRoPE positions with h and w restarting at 0 for every image/frame (MRoPE-I, MHRoPE)."""
     return _mrope_row(segments, options, reset=True)
 
 
-@POSITION_DESIGNS.register("vanilla")
+@register_design("vanilla")
 def vanilla(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """1D positions: one counter over every token."""
     n = sum(seg if isinstance(seg, int) else seg.num_tokens for seg in segments)
@@ -121,7 +144,7 @@ def build_positions(
     """
     batch, length = shape
     keep = attention_mask.bool() if attention_mask is not None else torch.ones(batch, length, dtype=torch.bool)
-    rows = [[POSITION_DESIGNS.get(name)(segments, options) for name in designs] for segments in layout]
+    rows = [[POSITION_DESIGNS.get(name).row(segments, options) for name in designs] for segments in layout]
     lengths = [int(n) for n in keep.sum(-1).tolist()]
     sets = []
     for k in range(len(designs)):
