@@ -7,6 +7,7 @@ An adapter is registered for one or more ``config.model_type`` values and turns 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable, Protocol, Sequence
 
 import torch
@@ -24,6 +25,8 @@ class ModelHandles:
         rope_index_args: the stock positional parameter order of ``get_rope_index``.
         rotary_parent / rotary_name: ``getattr(rotary_parent, rotary_name)`` is the text rotary module.
         layers: the decoder layers, in order.
+        num_kv_heads: key/value heads of the text attention.
+        rotary_apply: (modeling module, function name) of the ``apply_rotary_pos_emb`` text attention calls.
         generation_owner: the module with ``_prepare_position_ids_for_generation``, if any.
         native_frequency / native_section: the model's own allocation and ``mrope_section``.
         spatial_merge_size: patches merged per side by the vision tower.
@@ -36,6 +39,8 @@ class ModelHandles:
     rotary_parent: nn.Module
     rotary_name: str
     layers: Sequence[nn.Module]
+    num_kv_heads: int
+    rotary_apply: tuple[ModuleType, str]
     generation_owner: nn.Module | None
     native_frequency: str
     native_section: tuple[int, ...]

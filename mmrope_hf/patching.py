@@ -15,6 +15,7 @@ stock behaviour exactly. What is installed:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
@@ -23,7 +24,8 @@ import torch
 from torch import nn
 
 from .adapters import ModelHandles, adapter_for
-from .allocation import ALLOCATIONS
+from .allocation import ALLOCATIONS, FrequencyPlan
+from .apply import install_dispatcher
 from .compat import check_transformers_version
 from .config import NATIVE, MMRopeConfig, resolve_config
 from .layout import IMAGE, VIDEO, parse_layout, visual_items
@@ -55,6 +57,9 @@ class UndoLog:
     def add_hook(self, handle: torch.utils.hooks.RemovableHandle) -> None:
         self._steps.append(handle.remove)
 
+    def add_step(self, undo: Callable[[], None]) -> None:
+        self._steps.append(undo)
+
     def undo(self) -> None:
         while self._steps:
             self._steps.pop()()
@@ -67,16 +72,15 @@ class PatchState:
     config: MMRopeConfig
     handles: ModelHandles
     schedule: LayerSchedule
-    frequency: str
-    mrope_section: tuple[int, ...]
+    plan: FrequencyPlan
     undo: UndoLog = field(default_factory=UndoLog)
 
     def info(self) -> dict[str, Any]:
         return {
             **self.config.to_dict(),
             "spatial_reset": self.config.spatial_reset,
-            "resolved_frequency": self.frequency,
-            "resolved_mrope_section": list(self.mrope_section),
+            "resolved_frequency": self.plan.name,
+            "resolved_mrope_section": list(self.plan.section),
             "position_sets": list(self.schedule.designs),
             "layer_sets": list(self.schedule.layer_sets),
         }
@@ -122,15 +126,14 @@ def _find_state(model: nn.Module) -> PatchState | None:
     return None
 
 
-def _resolve_frequency(config: MMRopeConfig, handles: ModelHandles, num_pairs: int) -> tuple[str, tuple, list[int]]:
+def _frequency_plan(config: MMRopeConfig, handles: ModelHandles, num_pairs: int) -> FrequencyPlan:
     name = handles.native_frequency if config.frequency == NATIVE else config.frequency
     allocation = ALLOCATIONS.get(name)
-    if config.mrope_section is not None:
-        return name, config.mrope_section, allocation.checked_pair_axes(num_pairs, config.mrope_section)
-    if name == handles.native_frequency:  # the model's own section, used exactly as the model uses it
-        return name, handles.native_section, allocation.pair_axes(num_pairs, handles.native_section)
-    section = allocation.default_section(num_pairs)
-    return name, section, allocation.checked_pair_axes(num_pairs, section)
+    options = dict(config.options)
+    if config.mrope_section is None and name == handles.native_frequency:
+        # the model's own section, used exactly as the model uses it
+        return allocation.plan(num_pairs, handles.num_kv_heads, handles.native_section, options, strict=False)
+    return allocation.plan(num_pairs, handles.num_kv_heads, config.mrope_section, options)
 
 
 def _rope_index_method(state: PatchState) -> Callable:
@@ -203,14 +206,21 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     if "dynamic" in stock_rotary.rope_type or "longrope" in stock_rotary.rope_type:
         raise ValueError(f"rope_type {stock_rotary.rope_type!r} updates its frequencies per call; mmrope-hf supports static rope types")
     schedule = layer_schedule(config, len(handles.layers))
-    frequency, section, pair_axes = _resolve_frequency(config, handles, stock_rotary.inv_freq.shape[-1])
-    state = PatchState(config, handles, schedule, frequency, tuple(section))
+    plan = _frequency_plan(config, handles, stock_rotary.inv_freq.shape[-1])
+    if dict(config.options).get("nope_heads"):
+        warnings.warn(
+            f"nope_heads={config.option('nope_heads')}: those KV heads get no rotation, so even text-only outputs "
+            f"differ from the stock model", stacklevel=2,
+        )
+    state = PatchState(config, handles, schedule, plan)
 
     undo = state.undo
     undo.set_attr(handles.rope_owner, _STATE, state)
     undo.set_attr(handles.rope_owner, "get_rope_index", _rope_index_method(state))
     handles.rope_owner.rope_deltas = None  # deltas of the previous scheme would be stale
-    undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, pair_axes, schedule.num_sets))
+    undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, plan, schedule.num_sets))
+    if plan.head_axes is not None:
+        undo.add_step(install_dispatcher(*handles.rotary_apply))
     undo.add_hook(handles.rope_owner.register_forward_pre_hook(partial(_check_forward_inputs, config.scheme), with_kwargs=True))
     if handles.generation_owner is not None:
         original = handles.generation_owner._prepare_position_ids_for_generation

@@ -1,26 +1,34 @@
-"""The rotary module that turns position sets into cos/sin, for any pair -> axis map.
+"""The rotary module that turns position sets into cos/sin under a frequency plan.
 
-It wraps the model's own rotary module and reuses its ``inv_freq`` and ``attention_scaling`` (so scaled
+It wraps the model's own rotary module and reuses its ``inv_freq`` and ``attention_scaling`` (so static scaled
 rope types such as YaRN keep working), computes in float32 with autocast off, accepts integer and float
-positions, and returns (cos, sin) of shape ``(B, L, rotary_dim)`` in the activation dtype, like the stock
-module. With several position sets (a layer schedule) it returns :class:`StackedCosSin`, one (cos, sin) per
-set, and the per-layer hooks installed by the patcher hand each decoder layer its own set.
+positions, and returns cos/sin in the activation dtype:
+
+- a pair allocation (chunked, interleaved): ``(B, L, rotary_dim)`` tensors, like the stock module;
+- a head allocation (multi-head): :class:`~mmrope_hf.apply.AxisTables`, one ``(B, L, D)`` table per axis
+  (never one per head), which the patched ``apply_rotary_pos_emb`` applies per KV-head group.
+
+With several position sets (a layer schedule) it returns :class:`StackedCosSin`, one (cos, sin) per set, and
+the per-layer hooks installed by the patcher hand each decoder layer its own set.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import nn
 
+from .allocation import FrequencyPlan
+from .apply import AxisTables
+
 
 class StackedCosSin(tuple):
-    """(cos, sin) with a leading position-set dimension: shapes ``(K, B, L, D)``."""
+    """(cos, sin) for K position sets: tensors ``(K, B, L, D)`` or :class:`AxisTables` of ``(K, 3, B, L, D)``."""
 
-    def select(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = self
-        return cos[index], sin[index]
+    def select(self, index: int):
+        return tuple(
+            AxisTables(part.tables[index], part.head_axes) if isinstance(part, AxisTables) else part[index]
+            for part in self
+        )
 
 
 def split_position_sets(position_ids: torch.Tensor, num_sets: int) -> torch.Tensor:
@@ -46,22 +54,24 @@ def split_position_sets(position_ids: torch.Tensor, num_sets: int) -> torch.Tens
 
 
 class MultimodalRotaryEmbedding(nn.Module):
-    """cos/sin for one or more (t, h, w) position sets under a pair -> axis map.
+    """cos/sin for one or more (t, h, w) position sets under a :class:`~mmrope_hf.allocation.FrequencyPlan`.
 
     Args:
         stock (`nn.Module`): the model's rotary module (kept, and put back by ``unpatch_model``).
-        pair_axes (`Sequence[int]`): axis (0 t, 1 h, 2 w) of every rotary pair.
+        plan (`FrequencyPlan`): a pair map (axis of every rotary pair) or a head map (axis of every KV head).
         num_sets (`int`): number of position sets the positions carry.
     """
 
-    def __init__(self, stock: nn.Module, pair_axes: Sequence[int], num_sets: int = 1):
+    def __init__(self, stock: nn.Module, plan: FrequencyPlan, num_sets: int = 1):
         super().__init__()
         num_pairs = stock.inv_freq.shape[-1]
-        if len(pair_axes) != num_pairs:
-            raise ValueError(f"pair map covers {len(pair_axes)} pairs, the rotary has {num_pairs}")
+        if plan.pair_axes is not None and len(plan.pair_axes) != num_pairs:
+            raise ValueError(f"pair map covers {len(plan.pair_axes)} pairs, the rotary has {num_pairs}")
         self.stock = stock
+        self.plan = plan
         self.num_sets = num_sets
-        self.register_buffer("pair_axes", torch.tensor(list(pair_axes), dtype=torch.long), persistent=False)
+        axes = plan.pair_axes if plan.pair_axes is not None else ()
+        self.register_buffer("pair_axes", torch.tensor(axes, dtype=torch.long), persistent=False)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
@@ -70,19 +80,22 @@ class MultimodalRotaryEmbedding(nn.Module):
         inv_freq = self.stock.inv_freq.to(device=x.device, dtype=torch.float)
         with torch.autocast(device_type=x.device.type, enabled=False):
             freqs = sets[..., None].float() * inv_freq  # (K, 3, B, L, P)
-            cos = self._recompose(freqs.cos() * self.stock.attention_scaling)
-            sin = self._recompose(freqs.sin() * self.stock.attention_scaling)
-        cos, sin = cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
+            cos = self._recompose(freqs.cos() * self.stock.attention_scaling).to(dtype=x.dtype)
+            sin = self._recompose(freqs.sin() * self.stock.attention_scaling).to(dtype=x.dtype)
         if self.num_sets == 1:
-            return cos[0], sin[0]
-        return StackedCosSin((cos, sin))
+            cos, sin = cos[0], sin[0]
+        if self.plan.head_axes is not None:
+            cos, sin = AxisTables(cos, self.plan.head_axes), AxisTables(sin, self.plan.head_axes)
+        return (cos, sin) if self.num_sets == 1 else StackedCosSin((cos, sin))
 
     def _recompose(self, values: torch.Tensor) -> torch.Tensor:
-        """(K, 3, B, L, P) per-axis values -> (K, B, L, 2P): pair i reads axis ``pair_axes[i]``."""
+        """(K, 3, B, L, P) per-axis values -> (K, B, L, 2P) under a pair map, or (K, 3, B, L, 2P) for heads."""
+        if self.plan.head_axes is not None:
+            return torch.cat((values, values), dim=-1)
         k, _, b, l, p = values.shape
         index = self.pair_axes.to(values.device).view(1, 1, 1, 1, p).expand(k, 1, b, l, p)
         picked = values.gather(1, index).squeeze(1)
         return torch.cat((picked, picked), dim=-1)
 
     def extra_repr(self) -> str:
-        return f"num_sets={self.num_sets}, pair_axes={self.pair_axes.tolist()}"
+        return f"num_sets={self.num_sets}, plan={self.plan}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,8 +50,11 @@ class QwenVLAdapter:
             if not hasattr(rotary, name):
                 raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
         layers = getattr(text, "layers", None)
-        if not isinstance(layers, nn.ModuleList):
-            raise missing_attribute("language_model.layers", owner)
+        if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "self_attn"):
+            raise missing_attribute("language_model.layers[i].self_attn", owner)
+        modeling = sys.modules[type(layers[0].self_attn).__module__]
+        if not callable(getattr(modeling, "apply_rotary_pos_emb", None)):
+            raise missing_attribute(f"apply_rotary_pos_emb in {modeling.__name__}", owner)
         vision = getattr(owner.config, "vision_config", None)
         if not hasattr(vision, "spatial_merge_size"):
             raise missing_attribute("config.vision_config.spatial_merge_size", owner)
@@ -64,6 +68,8 @@ class QwenVLAdapter:
             rotary_parent=text,
             rotary_name="rotary_emb",
             layers=layers,
+            num_kv_heads=text.config.num_key_value_heads,
+            rotary_apply=(modeling, "apply_rotary_pos_emb"),
             generation_owner=generation_owner,
             native_frequency=self.native_frequency,
             native_section=tuple(section),

@@ -36,16 +36,16 @@ def test_default_sections_scale_with_head_dim():
         for name in ("chunked", "interleaved"):
             allocation = ALLOCATIONS.get(name)
             section = allocation.default_section(pairs)
-            axes = allocation.checked_pair_axes(pairs, section)
+            axes = list(allocation.plan(pairs, 8, section, {}).pair_axes)
             assert [axes.count(a) for a in range(3)] == list(section)
 
 
 def test_sections_that_do_not_fit_fail_clearly():
     interleaved = ALLOCATIONS.get("interleaved")
     with pytest.raises(ValueError, match=r"\[16, 24, 24\] does not fit the interleaved allocation on 64 pairs.*\[22, 21, 21\]"):
-        interleaved.checked_pair_axes(64, [16, 24, 24])
+        interleaved.plan(64, 8, [16, 24, 24], {})
     with pytest.raises(ValueError, match=r"sums to 60, but the head has 64 rotary pairs \(head_dim 128\)"):
-        ALLOCATIONS.get("chunked").checked_pair_axes(64, [16, 24, 20])
+        ALLOCATIONS.get("chunked").plan(64, 8, [16, 24, 20], {})
     model = tiny_model("qwen2_vl")  # 16 pairs
     with pytest.raises(ValueError, match=r"\[24, 20, 20\] sums to 64, but the head has 16 rotary pairs"):
         mmrope_hf.patch_model(model, "mrope-i", mrope_section=[24, 20, 20])
@@ -68,7 +68,7 @@ def stock_rotary(cls_name: str, section):
 @pytest.mark.parametrize("dtype", [torch.long, torch.float32])
 def test_rotary_equals_stock(cls_name, name, section, dtype):
     stock = stock_rotary(cls_name, section)
-    ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get(name).checked_pair_axes(64, section))
+    ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get(name).plan(64, 8, section, {}))
     gen = torch.Generator().manual_seed(0)
     positions = torch.randint(0, 5000, (3, 2, 37), generator=gen).to(dtype)
     if dtype == torch.float32:
@@ -80,8 +80,9 @@ def test_rotary_equals_stock(cls_name, name, section, dtype):
 
 def test_rotary_float_positions_match_formula():
     stock = stock_rotary("Qwen3VLTextRotaryEmbedding", (24, 20, 20))
-    axes = ALLOCATIONS.get("interleaved").checked_pair_axes(64, (24, 20, 20))
-    ours = MultimodalRotaryEmbedding(stock, axes)
+    plan = ALLOCATIONS.get("interleaved").plan(64, 8, (24, 20, 20), {})
+    axes = list(plan.pair_axes)
+    ours = MultimodalRotaryEmbedding(stock, plan)
     points = [(5.085, 8.794, -4.879), (3.0, 5.0, 4.0), (1.775, 2.552, 4.673)]
     positions = torch.tensor(points, dtype=torch.float32).T[:, None, :]
     cos, sin = ours(torch.zeros(1), positions)
@@ -95,7 +96,7 @@ def test_rotary_float_positions_match_formula():
 def test_rotary_numeric_spot_check_of_the_spec():
     """multimodal_ropes.md section 6: image token r=2, c=1 of example (a), base 1e6, pairs 0-5."""
     stock = stock_rotary("Qwen3VLTextRotaryEmbedding", (24, 20, 20))
-    ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get("interleaved").checked_pair_axes(64, (24, 20, 20)))
+    ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get("interleaved").plan(64, 8, (24, 20, 20), {}))
     for ids, angles in [((3, 5, 4), [3.0, 4.029211, 2.597527, 1.569897, 2.108483, 1.359283]),
                         ((3, 2, 1), [3.0, 1.611684, 0.649382, 1.569897, 0.843393, 0.339821])]:
         cos, sin = ours(torch.zeros(1), torch.tensor(ids).view(3, 1, 1))
@@ -106,7 +107,7 @@ def test_rotary_numeric_spot_check_of_the_spec():
 
 def test_rotary_keeps_activation_dtype_and_accepts_every_row_layout():
     stock = stock_rotary("Qwen2VLRotaryEmbedding", (16, 24, 24))
-    ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get("chunked").checked_pair_axes(64, (16, 24, 24)))
+    ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get("chunked").plan(64, 8, (16, 24, 24), {}))
     flat = torch.arange(6).view(1, 6)
     x = torch.zeros(1, dtype=torch.bfloat16)
     cos, _ = ours(x, flat)

@@ -1,0 +1,97 @@
+"""Applying per-KV-head rotations (MHRoPE), and the dispatcher that lets attention code reach them.
+
+Stock attention calls its modeling module's ``apply_rotary_pos_emb(q, k, cos, sin)``, which broadcasts one
+(B, L, D) cos/sin over every head. For a multi-head allocation the rotary module instead returns
+:class:`AxisTables` (cos or sin of each axis over the full spectrum, plus each KV head's axis), and the
+dispatcher installed in that modeling module routes them to :func:`apply_per_head_axis`. Plain tensors go to
+the original function untouched, so other models in the process are not affected; the dispatcher is
+reference-counted and the original is put back when the last model using it is unpatched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+import torch
+
+from .allocation import NOPE
+
+
+@dataclass(frozen=True)
+class AxisTables:
+    """cos or sin of every axis, shape ``(3, B, L, D)``, and the axis of every KV head (-1: not rotated)."""
+
+    tables: torch.Tensor
+    head_axes: tuple[int, ...]
+
+    def runs(self) -> list[tuple[int, int, int]]:
+        """(axis, first KV head, end KV head) of each run of consecutive heads on one axis."""
+        runs: list[tuple[int, int, int]] = []
+        for head, axis in enumerate(self.head_axes):
+            if runs and runs[-1][0] == axis:
+                runs[-1] = (axis, runs[-1][1], head + 1)
+            else:
+                runs.append((axis, head, head + 1))
+        return runs
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """NeoX pairing: channel c rotates with channel c + D/2."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def _rotate_heads(x: torch.Tensor, cos: AxisTables, sin: AxisTables, heads_per_kv: int) -> torch.Tensor:
+    parts = []
+    for axis, start, end in cos.runs():
+        chunk = x[:, start * heads_per_kv : end * heads_per_kv]
+        if axis == NOPE:
+            parts.append(chunk)
+            continue
+        c, s = cos.tables[axis].unsqueeze(1), sin.tables[axis].unsqueeze(1)
+        parts.append(chunk * c + rotate_half(chunk) * s)
+    return torch.cat(parts, dim=1)
+
+
+def apply_per_head_axis(
+    q: torch.Tensor, k: torch.Tensor, cos: AxisTables, sin: AxisTables
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate q ``(B, H, L, D)`` and k ``(B, KV, L, D)``: KV head j and query heads ``j*H/KV ... (j+1)*H/KV - 1``
+    (transformers' ``repeat_kv`` grouping) use the tables of axis ``head_axes[j]``. No per-head cos/sin is built:
+    heads of one axis are a contiguous slice rotated with that axis's (B, L, D) table."""
+    if q.shape[1] % k.shape[1] or k.shape[1] != len(cos.head_axes):
+        raise ValueError(
+            f"the multi-head plan has {len(cos.head_axes)} KV heads, attention has {k.shape[1]} KV / {q.shape[1]} query heads"
+        )
+    return _rotate_heads(q, cos, sin, q.shape[1] // k.shape[1]), _rotate_heads(k, cos, sin, 1)
+
+
+_INSTALLED: dict[tuple[ModuleType, str], list] = {}
+
+
+def install_dispatcher(module: ModuleType, name: str) -> Callable[[], None]:
+    """Make ``module.<name>`` route :class:`AxisTables` to :func:`apply_per_head_axis`; returns the undo."""
+    key = (module, name)
+    if key not in _INSTALLED:
+        original = getattr(module, name)
+
+        def apply_rotary_pos_emb(q, k, cos, sin, *args, **kwargs):
+            if isinstance(cos, AxisTables):
+                return apply_per_head_axis(q, k, cos, sin)
+            return original(q, k, cos, sin, *args, **kwargs)
+
+        apply_rotary_pos_emb.__wrapped__ = original
+        setattr(module, name, apply_rotary_pos_emb)
+        _INSTALLED[key] = [original, 0]
+    _INSTALLED[key][1] += 1
+
+    def undo() -> None:
+        entry = _INSTALLED[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            setattr(module, name, entry[0])
+            del _INSTALLED[key]
+
+    return undo
