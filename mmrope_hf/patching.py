@@ -16,6 +16,7 @@ stock behaviour exactly. What is installed:
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
@@ -219,8 +220,8 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     undo.set_attr(handles.rope_owner, "get_rope_index", _rope_index_method(state))
     handles.rope_owner.rope_deltas = None  # deltas of the previous scheme would be stale
     undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, plan, schedule.num_sets))
-    if plan.head_axes is not None:
-        undo.add_step(install_dispatcher(*handles.rotary_apply))
+    if plan.head_axes is not None:  # released by unpatch_model, or when the model is garbage-collected
+        undo.add_step(weakref.finalize(handles.rope_owner, install_dispatcher(*handles.rotary_apply)))
     undo.add_hook(handles.rope_owner.register_forward_pre_hook(partial(_check_forward_inputs, config.scheme), with_kwargs=True))
     if handles.generation_owner is not None:
         original = handles.generation_owner._prepare_position_ids_for_generation

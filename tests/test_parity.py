@@ -86,7 +86,7 @@ def test_text_only_logits_equal_stock(family, model, scheme):
     assert torch.equal(logits(model, inputs), stock)
 
 
-@pytest.mark.parametrize("scheme", ["mrope-i", "spatial-reset", "vanilla"])
+@pytest.mark.parametrize("scheme", ["mrope-i", "mhrope", "spatial-reset", "vanilla"])
 def test_other_schemes_change_image_logits_and_unpatch_restores(family, model, scheme):
     inputs = inputs_for(family, "images")
     stock = logits(model, inputs)
