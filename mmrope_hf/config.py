@@ -21,10 +21,10 @@ from . import __version__
 from .allocation import ALLOCATIONS
 from .options import Option, int_triple, positive_number
 from .positions import POSITION_DESIGNS
+from .schedule import check_layers
 
 NATIVE = "native"
 VISION_ADVANCES = ("max", "spatial")
-LAYER_SCHEDULES = ("all",)
 _PRESET_ONLY_KEYS = ("description",)
 _OPTION_ALIASES = ("spatial_reset",)
 
@@ -44,8 +44,10 @@ class MMRopeConfig:
         vision_advance (`str`): where text resumes after a visual block: ``max`` (paper and transformers 4.x:
             ``st + max((T-1)s, H-1, W-1) + 1``) or ``spatial`` (transformers 5.23 Qwen2/2.5-VL: ``st + max(H, W)``).
             They differ only after a video with several temporal groups.
-        layers (`str` or `tuple[str, ...]`, *optional*): layer schedule. ``None``/``"all"`` uses ``position`` in
-            every decoder layer; a tuple gives one position design per decoder layer.
+        layers (`str`, `tuple` or `dict`): layer schedule (see :mod:`mmrope_hf.schedule`): ``"all"``,
+            ``"alternate"``, ``"lower"``, ``"upper"``, one entry per decoder layer (a design name, or ``True`` for
+            ``position`` / ``False`` for ``stagger_with``), or ``{"repeat": [...]}``.
+        stagger_with (`str`): the position design of the layers a schedule does not give to ``position``.
         options (`tuple[tuple[str, Any], ...]`): the options that the position design(s) and the frequency
             allocation declare for themselves (e.g. a ring radius), defaults filled in, sorted by name.
 
@@ -59,7 +61,8 @@ class MMRopeConfig:
     mrope_section: tuple[int, int, int] | None = None
     temporal_stride: float | None = None
     vision_advance: str = "max"
-    layers: str | tuple[str, ...] | None = None
+    layers: str | tuple | dict = "all"
+    stagger_with: str = "mrope"
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -70,15 +73,8 @@ class MMRopeConfig:
             object.__setattr__(self, "mrope_section", int_triple("mrope_section", self.mrope_section))
         if self.temporal_stride is not None:
             object.__setattr__(self, "temporal_stride", positive_number("temporal_stride", self.temporal_stride))
-        if isinstance(self.layers, str):
-            _check_choice("layers", self.layers, LAYER_SCHEDULES)
-        elif self.layers is not None:
-            if isinstance(self.layers, (bytes, Mapping)) or not hasattr(self.layers, "__iter__") or not self.layers:
-                raise ValueError(f"layers must be 'all' or a non-empty list of position designs, got {self.layers!r}")
-            layers = tuple(self.layers)
-            for name in layers:
-                _check_choice("layers entry", name, POSITION_DESIGNS.names())
-            object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "layers", check_layers(self.layers))
+        _check_choice("stagger_with", self.stagger_with, POSITION_DESIGNS.names())
         specs = self.option_specs()
         given = dict(self.options)
         unknown = sorted(set(given) - set(specs))
@@ -92,8 +88,14 @@ class MMRopeConfig:
 
     @property
     def designs(self) -> tuple[str, ...]:
-        """The position designs this scheme uses, in order of first use."""
-        return (self.position,) if self.layers in (None, "all") else tuple(dict.fromkeys(self.layers))
+        """The position designs this scheme may use: ``position`` first, then those its schedule names."""
+        if self.layers == "all":
+            return (self.position,)
+        if isinstance(self.layers, str):
+            return tuple(dict.fromkeys([self.position, self.stagger_with]))
+        entries = self.layers["repeat"] if isinstance(self.layers, dict) else self.layers
+        named = [self.position if e is True else self.stagger_with if e is False else e for e in entries]
+        return tuple(dict.fromkeys([self.position, *named]))
 
     def option_specs(self) -> dict[str, Option]:
         """The options declared by this scheme's position designs and frequency allocation."""
@@ -117,9 +119,17 @@ class MMRopeConfig:
         """JSON-ready dict, stamped with the mmrope-hf version; inverse of :func:`resolve_config`."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"}
         out.update(self.options)
-        out = {key: list(value) if isinstance(value, tuple) else value for key, value in out.items()}
+        out = {key: _jsonable(value) for key, value in out.items()}
         out["mmrope_hf_version"] = __version__
         return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
 
 
 def _check_choice(name: str, value: Any, choices) -> None:
@@ -163,6 +173,8 @@ def _read_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of scheme options, got {type(data).__name__}")
     data.setdefault("scheme", os.path.splitext(os.path.basename(path))[0])
+    for key in _PRESET_ONLY_KEYS:  # a copy of a preset file carries its description
+        data.pop(key, None)
     return data
 
 

@@ -75,6 +75,8 @@ class PatchState:
     schedule: LayerSchedule
     plan: FrequencyPlan
     undo: UndoLog = field(default_factory=UndoLog)
+    set_deltas: torch.Tensor | None = None  # (B, K) rope_deltas of every position set, from the last prompt
+    returned_deltas: torch.Tensor | None = None  # the (B, 1) rope_deltas handed to transformers with them
 
     def info(self) -> dict[str, Any]:
         return {
@@ -96,7 +98,10 @@ class PatchState:
         second_per_grid_ts: torch.Tensor | None = None,
         **_: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The scheme's ``(positions (3K, B, L), rope_deltas (B, 1))``; stock ``get_rope_index`` semantics."""
+        """The scheme's ``(positions (3K, B, L), rope_deltas (B, 1))``; stock ``get_rope_index`` semantics.
+
+        ``rope_deltas`` is set 0's; the deltas of every set are kept in ``set_deltas`` for decoding.
+        """
         if mm_token_type_ids is None:
             raise ValueError(
                 f"get_rope_index needs mm_token_type_ids (0 text, 1 image, 2 video) to place the "
@@ -113,10 +118,25 @@ class PatchState:
             ),
         ]
         layout = parse_layout(mm_token_type_ids, attention_mask, items, handles.spatial_merge_size)
-        options = PositionOptions(self.config.temporal_stride, self.config.vision_advance)
-        return build_positions(
+        options = PositionOptions(self.config.temporal_stride, self.config.vision_advance, dict(self.config.options))
+        positions, deltas = build_positions(
             self.schedule.designs, layout, options, attention_mask, tuple(input_ids.shape), input_ids.device
         )
+        self.set_deltas, self.returned_deltas = deltas, deltas[:, :1]
+        return positions, self.returned_deltas
+
+    def expand_sets(self, positions: torch.Tensor) -> torch.Tensor:
+        """Set 0's decoding positions ``(1 or 3, B, L)`` (stock: text position + ``rope_deltas``) -> ``(3K, B, L)``,
+        each set moved to its own end. ``set_deltas`` only count while ``rope_deltas`` is still the one they came
+        with (text-only prompts get fresh zero deltas from transformers, and then every set agrees)."""
+        sets = self.schedule.num_sets
+        base = positions.expand(3, -1, -1)
+        deltas = self.set_deltas
+        if deltas is None or self.handles.rope_owner.rope_deltas is not self.returned_deltas:
+            return base.repeat(sets, 1, 1)
+        offsets = (deltas - deltas[:, :1]).repeat_interleave(base.shape[1] // deltas.shape[0], dim=0)
+        offsets = offsets.to(device=base.device, dtype=torch.promote_types(base.dtype, offsets.dtype))
+        return torch.cat([base + offsets[:, k].view(1, -1, 1) for k in range(sets)])
 
 
 def _find_state(model: nn.Module) -> PatchState | None:
@@ -167,9 +187,19 @@ def _check_forward_inputs(scheme: str, module: nn.Module, args: tuple, kwargs: d
         _needs_token_types(kwargs, scheme)
 
 
-def _generation_positions(original: Callable, scheme: str, inputs_tensor: torch.Tensor, model_kwargs: dict):
-    _needs_token_types(model_kwargs, scheme)
-    return original(inputs_tensor, model_kwargs)
+def _generation_positions(original: Callable, state: PatchState, inputs_tensor: torch.Tensor, model_kwargs: dict):
+    _needs_token_types(model_kwargs, state.config.scheme)
+    positions = original(inputs_tensor, model_kwargs)
+    if state.schedule.num_sets > 1 and positions.shape[0] == 1:  # continuing from a cache: text + rope_deltas
+        positions = state.expand_sets(positions)
+    return positions
+
+
+def _decoding_positions(original: Callable, state: PatchState, *args: Any, **kwargs: Any):
+    positions = original(*args, **kwargs)
+    if positions is not None and state.schedule.num_sets > 1 and positions.shape[0] == 3:  # from rope_deltas
+        positions = state.expand_sets(positions)
+    return positions
 
 
 def _layer_set_hook(index: int, module: nn.Module, args: tuple, kwargs: dict):
@@ -206,7 +236,7 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     stock_rotary = handles.rotary
     if "dynamic" in stock_rotary.rope_type or "longrope" in stock_rotary.rope_type:
         raise ValueError(f"rope_type {stock_rotary.rope_type!r} updates its frequencies per call; mmrope-hf supports static rope types")
-    schedule = layer_schedule(config, len(handles.layers))
+    schedule = layer_schedule(config.position, config.stagger_with, config.layers, len(handles.layers))
     plan = _frequency_plan(config, handles, stock_rotary.inv_freq.shape[-1])
     if dict(config.options).get("nope_heads"):
         warnings.warn(
@@ -225,8 +255,10 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     undo.add_hook(handles.rope_owner.register_forward_pre_hook(partial(_check_forward_inputs, config.scheme), with_kwargs=True))
     if handles.generation_owner is not None:
         original = handles.generation_owner._prepare_position_ids_for_generation
-        undo.set_attr(handles.generation_owner, "_prepare_position_ids_for_generation", partial(_generation_positions, original, config.scheme))
+        undo.set_attr(handles.generation_owner, "_prepare_position_ids_for_generation", partial(_generation_positions, original, state))
     if schedule.num_sets > 1:
+        original = handles.rope_owner.compute_3d_position_ids
+        undo.set_attr(handles.rope_owner, "compute_3d_position_ids", partial(_decoding_positions, original, state))
         for layer, index in zip(handles.layers, schedule.layer_sets):
             undo.add_hook(layer.register_forward_pre_hook(partial(_layer_set_hook, index), with_kwargs=True))
     undo.set_attr(model.config, "mmrope", config.to_dict())

@@ -135,27 +135,23 @@ def build_positions(
 
     Returns:
         positions (`torch.Tensor` of shape `(3 * len(designs), B, L)`): rows (t, h, w) of set 0, then set 1, ...;
-            int64 unless a design or the alignment below needs float32.
-        rope_deltas (`torch.Tensor` of shape `(B, 1)`): next position minus the number of unpadded tokens.
-
-    Sets after the first are shifted per row so that they resume at the same position as set 0. RoPE only sees
-    position differences within a set, so the shift changes nothing, and decoding (+1 per step on every row,
-    or ``rope_deltas``) stays right for every set.
+            int64 unless a design needs float32 (then every set is float32).
+        rope_deltas (`torch.Tensor` of shape `(B, len(designs))`): per set, the position of the token that would
+            follow minus the number of unpadded tokens. Each set keeps its own: after the prompt, a layer reading
+            set k continues from set k's end.
     """
     batch, length = shape
-    keep = attention_mask.bool() if attention_mask is not None else torch.ones(batch, length, dtype=torch.bool)
+    keep = attention_mask.bool().cpu() if attention_mask is not None else torch.ones(batch, length, dtype=torch.bool)
     rows = [[POSITION_DESIGNS.get(name).row(segments, options) for name in designs] for segments in layout]
     lengths = [int(n) for n in keep.sum(-1).tolist()]
-    sets = []
-    for k in range(len(designs)):
-        shifts = [row[0].next_position - row[k].next_position for row in rows]
-        values = [row[k].positions + shift for row, shift in zip(rows, shifts)]
-        dtype = torch.long if all(v.dtype == torch.long for v in values) else torch.float32
-        out = torch.zeros(3, batch, length, dtype=dtype)
-        for b, v in enumerate(values):
-            out[:, b, keep[b].cpu()] = v.to(dtype)
-        sets.append(out)
-    dtype = torch.float32 if any(s.dtype != torch.long for s in sets) else torch.long
-    positions = torch.cat([s.to(dtype) for s in sets]).to(device)
-    deltas = torch.tensor([row[0].next_position - n for row, n in zip(rows, lengths)], device=device)
-    return positions, deltas.unsqueeze(1)
+    is_float = any(r.positions.dtype != torch.long or isinstance(r.next_position, float) for row in rows for r in row)
+    dtype = torch.float32 if is_float else torch.long
+    positions = torch.zeros(len(designs), 3, batch, length, dtype=dtype)
+    for b, row in enumerate(rows):
+        for k, result in enumerate(row):
+            positions[k, :, b, keep[b]] = result.positions.to(dtype)
+    deltas = torch.tensor([[r.next_position - n for r in row] for row, n in zip(rows, lengths)], dtype=dtype)
+    return positions.reshape(3 * len(designs), batch, length).to(device), deltas.to(device)
+
+
+from . import circle  # noqa: E402,F401  (registers the circle design)

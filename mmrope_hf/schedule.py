@@ -1,10 +1,26 @@
-"""Layer schedules: which position set each decoder layer reads."""
+"""Layer schedules: which position set each decoder layer reads (Circle-RoPE's staggering, AGE).
+
+``layers`` takes:
+
+- ``"all"``: ``position`` in every layer;
+- ``"alternate"``: ``position`` in 1-based odd layers (0-based even), ``stagger_with`` in the others (the
+  Circle-RoPE reference's ``strategy_4``);
+- ``"lower"`` / ``"upper"``: ``position`` in the lower / upper ceil(n/2) layers, ``stagger_with`` in the rest;
+- a list with one entry per decoder layer: a position design name, or ``true`` (``position``) / ``false``
+  (``stagger_with``);
+- ``{"repeat": [...]}``: such entries repeated from layer 0 over any depth.
+
+Every distinct design is one position set, computed once per forward; set 0 is ``position``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
-from .config import MMRopeConfig
+from .positions import POSITION_DESIGNS
+
+NAMED = ("all", "alternate", "lower", "upper")
 
 
 @dataclass(frozen=True)
@@ -19,15 +35,61 @@ class LayerSchedule:
         return len(self.designs)
 
 
-def layer_schedule(config: MMRopeConfig, num_layers: int) -> LayerSchedule:
-    """The schedule of ``config`` for a model with ``num_layers`` decoder layers.
+def _check_entries(entries: Any, what: str) -> tuple:
+    if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, Sequence) or not entries:
+        raise ValueError(f"{what} must be a non-empty list of position designs or true/false, got {entries!r}")
+    for entry in entries:
+        if not isinstance(entry, bool) and entry not in POSITION_DESIGNS:
+            raise ValueError(
+                f"unknown {what} entry {entry!r}; valid: true, false, {', '.join(POSITION_DESIGNS.names())}"
+            )
+    return tuple(entries)
 
-    >>> layer_schedule(MMRopeConfig(layers=("mrope", "vanilla", "mrope")), 3)
-    LayerSchedule(designs=('mrope', 'vanilla'), layer_sets=(0, 1, 0))
+
+def check_layers(layers: Any) -> str | tuple | dict:
+    """Normalise a ``layers`` value (see the module docstring) or raise ``ValueError`` naming the choices."""
+    if layers is None:
+        return "all"
+    if isinstance(layers, str):
+        if layers not in NAMED:
+            raise ValueError(
+                f"unknown layers {layers!r}; valid choices: {', '.join(NAMED)}, a list with one entry per layer, "
+                f"or {{'repeat': [...]}}"
+            )
+        return layers
+    if isinstance(layers, Mapping):
+        if set(layers) != {"repeat"}:
+            raise ValueError(f"a layers mapping takes exactly one key, 'repeat', got {sorted(layers)}")
+        return {"repeat": _check_entries(layers["repeat"], "layers repeat")}
+    return _check_entries(layers, "layers")
+
+
+def _entries(layers: str | tuple | dict, num_layers: int) -> Sequence[Any]:
+    if layers == "all":
+        return [True] * num_layers
+    if layers == "alternate":
+        return [i % 2 == 0 for i in range(num_layers)]
+    if layers == "lower":
+        return [i < (num_layers + 1) // 2 for i in range(num_layers)]
+    if layers == "upper":
+        return [i >= num_layers // 2 for i in range(num_layers)]
+    if isinstance(layers, dict):
+        pattern = layers["repeat"]
+        return [pattern[i % len(pattern)] for i in range(num_layers)]
+    if len(layers) != num_layers:
+        raise ValueError(f"layers lists {len(layers)} entries, but the model has {num_layers} decoder layers")
+    return layers
+
+
+def layer_schedule(position: str, stagger_with: str, layers: str | tuple | dict, num_layers: int) -> LayerSchedule:
+    """The schedule for a model with ``num_layers`` decoder layers.
+
+    >>> layer_schedule("circle", "mrope", "alternate", 4)
+    LayerSchedule(designs=('circle', 'mrope'), layer_sets=(0, 1, 0, 1))
+    >>> layer_schedule("circle", "mrope", "all", 3)
+    LayerSchedule(designs=('circle',), layer_sets=(0, 0, 0))
     """
-    if config.layers is None or config.layers == "all":
-        return LayerSchedule((config.position,), (0,) * num_layers)
-    if len(config.layers) != num_layers:
-        raise ValueError(f"layers lists {len(config.layers)} position designs, but the model has {num_layers} decoder layers")
-    designs = tuple(dict.fromkeys(config.layers))
-    return LayerSchedule(designs, tuple(designs.index(name) for name in config.layers))
+    names = [position if entry is True else stagger_with if entry is False else entry for entry in _entries(layers, num_layers)]
+    designs = tuple(dict.fromkeys([position, *names]))
+    used = [d for d in designs if d in names] if names else [position]
+    return LayerSchedule(tuple(used), tuple(used.index(name) for name in names))

@@ -40,8 +40,9 @@ class QwenVLAdapter:
 
     def locate(self, model: nn.Module) -> ModelHandles:
         owner = model if hasattr(model, "get_rope_index") else getattr(model, "model", None)
-        if owner is None or not callable(getattr(owner, "get_rope_index", None)):
-            raise missing_attribute("get_rope_index (on the model or model.model)", model)
+        for name in ("get_rope_index", "compute_3d_position_ids"):
+            if owner is None or not callable(getattr(owner, name, None)):
+                raise missing_attribute(f"{name} (on the model or model.model)", model)
         text = getattr(owner, "language_model", None)
         if text is None:
             raise missing_attribute("language_model", owner)

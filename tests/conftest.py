@@ -7,7 +7,7 @@ import torch
 
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
-SCHEMES = ("mrope", "mrope-i", "mhrope", "spatial-reset", "vanilla")
+SCHEMES = ("mrope", "mrope-i", "mhrope", "spatial-reset", "vanilla", "circle")
 
 # Rows of build_inputs items: n text tokens, or (kind, t, h, w) grids in patches before the 2x2 merge.
 PROMPTS = {

@@ -36,6 +36,10 @@ def test_overrides():
     assert config.position == "mrope" and config.mrope_section == (4, 6, 6) and config.temporal_stride == 2.0
     assert resolve_config({"scheme": "mrope", "spatial_reset": True}).position == "spatial-reset"
     assert resolve_config("mrope", layers=["mrope", "vanilla"]).layers == ("mrope", "vanilla")
+    config = resolve_config("spatial-reset", layers={"repeat": [True, False, "vanilla"]})
+    assert config.designs == ("spatial-reset", "mrope", "vanilla")
+    assert config.to_dict()["layers"] == {"repeat": [True, False, "vanilla"]}
+    assert resolve_config(config.to_dict()) == config
 
 
 def test_files(tmp_path):
@@ -57,9 +61,12 @@ def test_files(tmp_path):
         ({"mrope_section": [16.0, 24, 24]}, r"mrope_section must be three non-negative integers"),
         ({"vision_advance": "min"}, r"unknown vision_advance 'min'; valid choices: max, spatial"),
         ({"position": "diagonal"}, r"unknown position 'diagonal'; valid choices: .*mrope, spatial-reset, vanilla"),
-        ({"layers": "alternate"}, r"unknown layers 'alternate'; valid choices: all"),
-        ({"layers": ["mrope", "diagonal"]}, r"unknown layers entry 'diagonal'; valid choices: .*mrope, spatial-reset, vanilla"),
-        ({"layers": []}, r"layers must be 'all' or a non-empty list"),
+        ({"layers": "every-other"}, r"unknown layers 'every-other'; valid choices: all, alternate, lower, upper"),
+        ({"layers": ["mrope", "diagonal"]}, r"unknown layers entry 'diagonal'; valid: true, false, .*mrope, spatial-reset"),
+        ({"layers": []}, r"layers must be a non-empty list of position designs or true/false"),
+        ({"layers": {"repeat": []}}, r"layers repeat must be a non-empty list"),
+        ({"layers": {"pattern": ["mrope"]}}, r"a layers mapping takes exactly one key, 'repeat'"),
+        ({"layers": "alternate", "stagger_with": "diagonal"}, r"unknown stagger_with 'diagonal'"),
         ({"spatial_reset": "yes"}, r"spatial_reset must be true or false, got 'yes'"),
         ({"position": "vanilla", "spatial_reset": True}, r"spatial_reset applies to the mrope/spatial-reset position designs"),
         ({"radius": 10}, r"unknown option\(s\) radius for scheme 'mrope'; valid options: frequency, layers"),

@@ -11,7 +11,8 @@ from mmrope_hf.testing import build_inputs, tiny_model
 
 ATOL = 1e-5
 SCHEDULES = [pytest.param(scheme, {}, id=scheme) for scheme in SCHEMES] + [
-    pytest.param("mrope", {"layers": ["vanilla", "spatial-reset"]}, id="two-position-sets")
+    pytest.param("mrope", {"layers": ["vanilla", "spatial-reset"]}, id="two-position-sets"),
+    pytest.param("circle", {"layers": "all"}, id="circle-all"),
 ]
 
 

@@ -114,7 +114,7 @@ def test_unknown_scheme_and_option_fail_with_the_valid_choices():
         mmrope_hf.patch_model(model, "mrope-i", radius=10)
     with pytest.raises(ValueError, match=r"unknown frequency 'chunky'; valid choices: native, chunked, interleaved"):
         mmrope_hf.patch_model(model, "mrope", frequency="chunky")
-    with pytest.raises(ValueError, match=r"layers lists 3 position designs, but the model has 2 decoder layers"):
+    with pytest.raises(ValueError, match=r"layers lists 3 entries, but the model has 2 decoder layers"):
         mmrope_hf.patch_model(model, "mrope", layers=["mrope", "vanilla", "mrope"])
     assert not mmrope_hf.is_patched(model)
 
