@@ -17,6 +17,12 @@ def test_quickstart_runs_and_shows_both_schemes():
     assert "is_patched = False" in out
 
 
+def test_ptd_example_shows_circle_at_zero():
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "ptd.py")], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert "hard (1D, one row)         2.2222" in out and "circle (t, h, w)           0.0000" in out
+
+
 def test_ci_runs_the_readme_test_command():
     command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert command.endswith("-m pytest -q")

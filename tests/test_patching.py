@@ -173,3 +173,13 @@ def test_qwen2_5_second_per_grid_ts_must_match_the_videos():
     inputs["second_per_grid_ts"] = torch.tensor([1.0, 2.0])
     with pytest.raises(ValueError, match=r"got 2 temporal intervals for 1 video grids"):
         model(**inputs)
+
+
+@pytest.mark.parametrize("scheme", mmrope_hf.available_schemes())
+def test_every_preset_patches_a_head_dim_128_model_with_8_kv_heads(scheme):
+    """The paper presets name sections for head_dim 128 and 8 KV heads (e.g. Qwen3-VL-8B)."""
+    model = tiny_model("qwen2_5_vl", hidden_size=1024, num_attention_heads=8, num_key_value_heads=8,
+                       rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]})
+    mmrope_hf.patch_model(model, scheme)
+    assert mmrope_hf.patch_info(model)["scheme"] == scheme
+    assert torch.isfinite(logits(model, inputs_for("qwen2_5_vl", "one_image"))).all()
