@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +21,8 @@ class ModelHandles:
     """Everything the patcher needs from one model instance.
 
     Attributes:
-        rope_owner: the module whose ``get_rope_index`` is replaced (``model.model`` on Qwen-VL).
+        rope_owner: the module that keeps the patch state (``model.model``); on Qwen-VL its ``get_rope_index`` is
+            replaced.
         rope_index_args: the stock positional parameter order of ``get_rope_index``.
         rotary_parent / rotary_name: ``getattr(rotary_parent, rotary_name)`` is the text rotary module.
         layers: the decoder layers, in order.
@@ -32,6 +33,9 @@ class ModelHandles:
         spatial_merge_size: patches merged per side by the vision tower.
         split_video_frames: whether each temporal group of a video is its own block (Qwen3-VL).
         video_intervals: ``(video_grid_thw, second_per_grid_ts) -> one temporal interval per video``.
+        install: ``(state, undo) -> None``, the family's own position plumbing (hooks, recorded in ``undo``), for
+            models without ``get_rope_index`` (LLaVA); ``None`` (Qwen-VL) replaces ``rope_owner.get_rope_index``.
+            The patcher installs the rotary, the MHRoPE dispatcher and the per-layer hooks either way.
     """
 
     rope_owner: nn.Module
@@ -47,6 +51,7 @@ class ModelHandles:
     spatial_merge_size: int
     split_video_frames: bool
     video_intervals: Callable[[torch.Tensor | None, torch.Tensor | None], list]
+    install: Callable[[Any, Any], None] | None = None
 
     @property
     def rotary(self) -> nn.Module:

@@ -29,8 +29,9 @@ from .allocation import ALLOCATIONS, FrequencyPlan
 from .apply import install_dispatcher
 from .compat import check_transformers_version
 from .config import NATIVE, MMRopeConfig, resolve_config
-from .layout import IMAGE, VIDEO, parse_layout, visual_items
-from .positions import PositionOptions, build_positions
+from .builder import position_options, positions_for
+from .layout import IMAGE, VIDEO, visual_items
+from .positions import build_positions
 from .rotary import MultimodalRotaryEmbedding, StackedCosSin
 from .schedule import LayerSchedule, layer_schedule
 
@@ -117,13 +118,22 @@ class PatchState:
                 split_frames=handles.split_video_frames,
             ),
         ]
-        layout = parse_layout(mm_token_type_ids, attention_mask, items, handles.spatial_merge_size)
-        options = PositionOptions(self.config.temporal_stride, self.config.vision_advance, dict(self.config.options))
-        positions, deltas = build_positions(
-            self.schedule.designs, layout, options, attention_mask, tuple(input_ids.shape), input_ids.device
+        positions, deltas = positions_for(
+            self.schedule.designs, mm_token_type_ids.to(input_ids.device), attention_mask, items,
+            handles.spatial_merge_size, position_options(self.config),
         )
         self.set_deltas, self.returned_deltas = deltas, deltas[:, :1]
         return positions, self.returned_deltas
+
+    def positions(
+        self, layout: list, attention_mask: torch.Tensor | None, shape: tuple[int, int], device: torch.device | None = None
+    ) -> torch.Tensor:
+        """The scheme's positions ``(3K, B, L)`` for a per-row segment layout (families that lay out their inputs
+        themselves, e.g. LLaVA); the ``rope_deltas`` of every set are kept in ``set_deltas`` for decoding."""
+        positions, self.set_deltas = build_positions(
+            self.schedule.designs, layout, position_options(self.config), attention_mask, shape, device
+        )
+        return positions
 
     def expand_sets(self, positions: torch.Tensor) -> torch.Tensor:
         """Set 0's decoding positions ``(1 or 3, B, L)`` (stock: text position + ``rope_deltas``) -> ``(3K, B, L)``,
@@ -210,6 +220,21 @@ def _layer_set_hook(index: int, module: nn.Module, args: tuple, kwargs: dict):
     return None
 
 
+def _install_rope_index(state: PatchState, undo: UndoLog) -> None:
+    """Qwen-VL position plumbing: ``get_rope_index``, the input checks, generation and multi-set decoding."""
+    handles, owner = state.handles, state.handles.rope_owner
+    undo.set_attr(owner, "get_rope_index", _rope_index_method(state))
+    owner.rope_deltas = None  # deltas of the previous scheme would be stale
+    undo.add_step(lambda: setattr(owner, "rope_deltas", None))  # and so would this scheme's, once unpatched
+    undo.add_hook(owner.register_forward_pre_hook(partial(_check_forward_inputs, state.config.scheme), with_kwargs=True))
+    if handles.generation_owner is not None:
+        original = handles.generation_owner._prepare_position_ids_for_generation
+        undo.set_attr(handles.generation_owner, "_prepare_position_ids_for_generation", partial(_generation_positions, original, state))
+    if state.schedule.num_sets > 1:
+        original = owner.compute_3d_position_ids
+        undo.set_attr(owner, "compute_3d_position_ids", partial(_decoding_positions, original, state))
+
+
 def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", **options: Any) -> nn.Module:
     """Install a multimodal RoPE scheme on ``model`` in place and return it.
 
@@ -247,18 +272,11 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
 
     undo = state.undo
     undo.set_attr(handles.rope_owner, _STATE, state)
-    undo.set_attr(handles.rope_owner, "get_rope_index", _rope_index_method(state))
-    handles.rope_owner.rope_deltas = None  # deltas of the previous scheme would be stale
     undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, plan, schedule.num_sets))
     if plan.head_axes is not None:  # released by unpatch_model, or when the model is garbage-collected
         undo.add_step(weakref.finalize(handles.rope_owner, install_dispatcher(*handles.rotary_apply)))
-    undo.add_hook(handles.rope_owner.register_forward_pre_hook(partial(_check_forward_inputs, config.scheme), with_kwargs=True))
-    if handles.generation_owner is not None:
-        original = handles.generation_owner._prepare_position_ids_for_generation
-        undo.set_attr(handles.generation_owner, "_prepare_position_ids_for_generation", partial(_generation_positions, original, state))
+    (handles.install or _install_rope_index)(state, undo)  # the family's position plumbing
     if schedule.num_sets > 1:
-        original = handles.rope_owner.compute_3d_position_ids
-        undo.set_attr(handles.rope_owner, "compute_3d_position_ids", partial(_decoding_positions, original, state))
         for layer, index in zip(handles.layers, schedule.layer_sets):
             undo.add_hook(layer.register_forward_pre_hook(partial(_layer_set_hook, index), with_kwargs=True))
     undo.set_attr(model.config, "mmrope", config.to_dict())
@@ -270,7 +288,6 @@ def unpatch_model(model: nn.Module) -> nn.Module:
     state = _find_state(model)
     if state is not None:
         state.undo.undo()
-        state.handles.rope_owner.rope_deltas = None
     return model
 
 

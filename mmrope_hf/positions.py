@@ -22,6 +22,7 @@ import torch
 from .layout import Segment, VisualBlock
 from .options import Option
 from .registry import Registry
+from .vectorized import BatchDesign, Blocks, Tokens
 
 
 @dataclass(frozen=True)
@@ -47,20 +48,25 @@ RowFunction = Callable[[Sequence[Segment], PositionOptions], RowPositions]
 
 @dataclass(frozen=True)
 class PositionDesign:
-    """A registered design: the row function and the options it declares."""
+    """A registered design: the per-row function (the reference), the options it declares, and optionally its
+    loop-free batch form (:class:`~mmrope_hf.vectorized.BatchDesign`), which must give the same positions."""
 
     row: RowFunction
     options: Mapping[str, Option] = field(default_factory=dict)
+    batch: BatchDesign | None = None
 
 
 POSITION_DESIGNS: Registry[PositionDesign] = Registry("position design")
 
 
-def register_design(name: str, options: Mapping[str, Option] | None = None) -> Callable[[RowFunction], RowFunction]:
-    """Register a row function as position design ``name``, with the options it reads from ``options.design``."""
+def register_design(
+    name: str, options: Mapping[str, Option] | None = None, batch: BatchDesign | None = None
+) -> Callable[[RowFunction], RowFunction]:
+    """Register a row function as position design ``name``, with the options it reads from ``options.design``
+    and, optionally, its batch form."""
 
     def decorate(row: RowFunction) -> RowFunction:
-        POSITION_DESIGNS.add(name, PositionDesign(row, dict(options or {})))
+        POSITION_DESIGNS.add(name, PositionDesign(row, dict(options or {}), batch))
         return row
 
     return decorate
@@ -97,19 +103,47 @@ def _mrope_row(segments: Sequence[Segment], options: PositionOptions, reset: boo
     return RowPositions(positions, max(pos, top + 1))
 
 
-@register_design("mrope")
+def _batch_t_offsets(g: torch.Tensor, interval: torch.Tensor, options: PositionOptions) -> torch.Tensor:
+    step = interval if options.temporal_stride is None else torch.full_like(interval, options.temporal_stride)
+    return (g * step).long()  # the same float32 multiply and truncation as the per-row path and transformers
+
+
+def _batch_extent(blocks: Blocks, options: PositionOptions) -> torch.Tensor:
+    t, h, w = blocks.grid.unbind(-1)
+    return torch.maximum(_batch_t_offsets(t - 1, blocks.interval, options), torch.maximum(h, w) - 1)
+
+
+def _batch_mrope(reset: bool) -> BatchDesign:
+    def advance(blocks: Blocks, options: PositionOptions) -> torch.Tensor:
+        if options.vision_advance == "max":
+            return _batch_extent(blocks, options) + 1
+        return blocks.grid[:, 1:].amax(-1)
+
+    def visual(start: torch.Tensor, tokens: Tokens, blocks: Blocks, options: PositionOptions) -> torch.Tensor:
+        t = start + _batch_t_offsets(tokens.g, blocks.interval[tokens.block], options)
+        spatial = 0 if reset else start
+        return torch.stack([t, spatial + tokens.r, spatial + tokens.c])
+
+    return BatchDesign(advance, lambda blocks, options: _batch_extent(blocks, options) + 1, visual)
+
+
+@register_design("mrope", batch=_batch_mrope(reset=False))
 def mrope(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """Qwen2-VL MRoPE positions."""
     return _mrope_row(segments, options, reset=False)
 
 
-@register_design("spatial-reset")
+@register_design("spatial-reset", batch=_batch_mrope(reset=True))
 def spatial_reset(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """MRoPE positions with h and w restarting at 0 for every image/frame (MRoPE-I, MHRoPE)."""
     return _mrope_row(segments, options, reset=True)
 
 
-@register_design("vanilla")
+@register_design("vanilla", batch=BatchDesign(
+    advance=lambda blocks, options: blocks.size,
+    top=lambda blocks, options: blocks.size,
+    visual=lambda start, tokens, blocks, options: (start + tokens.j).expand(3, -1),
+))
 def vanilla(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """1D positions: one counter over every token."""
     n = sum(seg if isinstance(seg, int) else seg.num_tokens for seg in segments)
