@@ -49,6 +49,7 @@ import torch
 from .layout import Segment, VisualBlock
 from .options import Option, boolean, choice
 from .positions import PositionOptions, RowPositions, register_design
+from .vectorized import BatchDesign, Blocks, Tokens
 
 _SQRT2, _SQRT6 = math.sqrt(2.0), math.sqrt(6.0)
 
@@ -158,7 +159,58 @@ def _block(block: VisualBlock, start: float, settings: Mapping[str, Any], option
     return (start + ring[:, None, :] + lift[None, :, None]).reshape(3, -1)
 
 
-@register_design("circle", options=CIRCLE_OPTIONS)
+def _per_block(values: torch.Tensor, block: torch.Tensor, count: int, reduce: str) -> torch.Tensor:
+    return torch.zeros(count, dtype=values.dtype, device=values.device).scatter_reduce(
+        0, block, values, reduce, include_self=False
+    )
+
+
+def _batch_offsets(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> torch.Tensor:
+    """The same rings as :func:`_ring` and :func:`_block`, for every visual token of a batch at once, (3, M)."""
+    settings = _settings(options)
+    count, block = len(blocks.grid), tokens.block
+    height, width = (blocks.grid[block, 1].double(), blocks.grid[block, 2].double())
+    x, y = tokens.c.double(), tokens.r.double()
+    if settings["move_to_origin"]:
+        x, y = x - (width - 1) / 2, y - (height - 1) / 2
+    a, b = x, y
+    if settings["method"] == "circle":
+        theta = torch.atan2(y, x)
+        low, high = _per_block(theta, block, count, "amin")[block], _per_block(theta, block, count, "amax")[block]
+        span = high - low
+        spatial = torch.where(span > 0, (theta - low) / torch.where(span > 0, span, 1.0) * (2 * math.pi), theta)
+        raster = (tokens.r * blocks.grid[block, 2] + tokens.c).double() / (height * width) * (2 * math.pi)
+        phi = settings["alpha"] * spatial + (1 - settings["alpha"]) * raster
+        scale = _auto_scale(settings["radius"])
+        if scale is None:
+            radius = settings["radius"]
+        else:
+            extent = torch.hypot(x, y) if settings["auto_radius"] == "l2" else torch.maximum(x, y)
+            radius = scale * _per_block(extent, block, count, "amax")[block]
+        d = settings["dff_rate"]
+        a, b = (1 - d) * radius * torch.cos(phi) + d * x, (1 - d) * radius * torch.sin(phi) + d * y
+    offsets = torch.stack([2 * b / _SQRT6, a / _SQRT2 - b / _SQRT6, -a / _SQRT2 - b / _SQRT6])
+    shift = settings["move_to_positive"]
+    if shift is not False:
+        lowest = _per_block(offsets.amin(0), block, count, "amin")[block]
+        offsets = offsets + lowest.abs() + (0.0 if shift == "auto" else shift)
+    stride = blocks.interval.double() if options.temporal_stride is None else torch.full_like(
+        blocks.interval, options.temporal_stride, dtype=torch.float64)
+    return offsets + tokens.g.double() * stride[block]
+
+
+def _batch_advance(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> torch.Tensor:
+    return _per_block(_batch_offsets(blocks, tokens, options).amax(0), tokens.block, len(blocks.grid), "amax") + 1
+
+
+_BATCH = BatchDesign(
+    advance=_batch_advance,
+    top=_batch_advance,
+    visual=lambda start, tokens, blocks, options: start.double() + _batch_offsets(blocks, tokens, options),
+)
+
+
+@register_design("circle", options=CIRCLE_OPTIONS, batch=_BATCH)
 def circle(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """Circle-RoPE positions: text on (p, p, p), each image/frame on a ring orthogonal to (1, 1, 1).
 

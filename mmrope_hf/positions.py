@@ -114,7 +114,7 @@ def _batch_extent(blocks: Blocks, options: PositionOptions) -> torch.Tensor:
 
 
 def _batch_mrope(reset: bool) -> BatchDesign:
-    def advance(blocks: Blocks, options: PositionOptions) -> torch.Tensor:
+    def advance(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> torch.Tensor:
         if options.vision_advance == "max":
             return _batch_extent(blocks, options) + 1
         return blocks.grid[:, 1:].amax(-1)
@@ -124,7 +124,7 @@ def _batch_mrope(reset: bool) -> BatchDesign:
         spatial = 0 if reset else start
         return torch.stack([t, spatial + tokens.r, spatial + tokens.c])
 
-    return BatchDesign(advance, lambda blocks, options: _batch_extent(blocks, options) + 1, visual)
+    return BatchDesign(advance, lambda blocks, tokens, options: _batch_extent(blocks, options) + 1, visual)
 
 
 @register_design("mrope", batch=_batch_mrope(reset=False))
@@ -140,8 +140,8 @@ def spatial_reset(segments: Sequence[Segment], options: PositionOptions) -> RowP
 
 
 @register_design("vanilla", batch=BatchDesign(
-    advance=lambda blocks, options: blocks.size,
-    top=lambda blocks, options: blocks.size,
+    advance=lambda blocks, tokens, options: blocks.size,
+    top=lambda blocks, tokens, options: blocks.size,
     visual=lambda start, tokens, blocks, options: (start + tokens.j).expand(3, -1),
 ))
 def vanilla(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:

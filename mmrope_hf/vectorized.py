@@ -49,9 +49,9 @@ class BatchDesign:
     """A position design in batch form.
 
     Attributes:
-        advance: ``(blocks, options) -> (N,)`` how far the running position moves over each block.
-        top: ``(blocks, options) -> (N,)`` one past the block's largest position, relative to its start (used
-            for ``rope_deltas``, which transformers takes from max(position) + 1).
+        advance: ``(blocks, tokens, options) -> (N,)`` how far the running position moves over each block.
+        top: ``(blocks, tokens, options) -> (N,)`` one past the block's largest position, relative to its start
+            (used for ``rope_deltas``, which transformers takes from max(position) + 1).
         visual: ``(start (M,), tokens, blocks, options) -> (3, M)`` positions of the visual tokens, given the
             start position of each token's block.
     """
@@ -136,7 +136,7 @@ def batch_positions(
     )
     sets, deltas = [], []
     for design in batch_designs:
-        advance = design.advance(blocks, options)
+        advance = design.advance(blocks, tokens, options)
         extra = torch.zeros(batch * length, dtype=advance.dtype, device=types.device)
         extra[last_index] = advance - size.to(advance.dtype)
         extra = extra.view(batch, length)
@@ -150,7 +150,7 @@ def batch_positions(
         out = torch.where(valid.reshape(-1), out, torch.zeros_like(out)).view(3, batch, length)
         block_start = torch.zeros(len(size), dtype=start.dtype, device=types.device).scatter_reduce(0, tokens.block, start, "amin", include_self=False)
         top = torch.zeros(batch, dtype=start.dtype, device=types.device).scatter_reduce(
-            0, blocks.row, block_start + design.top(blocks, options).to(start.dtype), "amax", include_self=False
+            0, blocks.row, block_start + design.top(blocks, tokens, options).to(start.dtype), "amax", include_self=False
         )
         following = counts.to(advance.dtype) + extra.sum(1)
         deltas.append(torch.maximum(following, top.to(following.dtype)) - counts.to(following.dtype))

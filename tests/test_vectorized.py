@@ -92,3 +92,21 @@ def test_build_position_ids_matches_the_patched_model():
         got, got_deltas = build_position_ids("circle", inputs["input_ids"], inputs["mm_token_type_ids"],
                                              video_grid_thw=inputs["video_grid_thw"], num_layers=2, **facts)
         assert torch.equal(got, expected) and torch.equal(got_deltas[:, :1], deltas)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("options", [
+    {}, {"radius": "auto"}, {"radius": "auto-2", "auto_radius": "l2"}, {"alpha": 0.0, "dff_rate": 0.3},
+    {"move_to_origin": False, "move_to_positive": "auto"}, {"method": "no_circle", "move_to_positive": 1.5},
+    {"temporal_stride": 0.5},
+])
+def test_batch_circle_equals_the_reference(seed, options):
+    rng = random.Random(seed)
+    tt, mask, images, videos, seconds = random_batch(seed, rng.randint(1, 4), rng.choice(["left", "right"]), seed % 3 == 0)
+    intervals = (2 * seconds).tolist() if videos is not None else None
+    items = [visual_items(IMAGE, images), visual_items(VIDEO, videos, intervals, split_frames=seed % 2 == 0)]
+    config = mmrope_hf.resolve_config("circle", layers="all", **options)
+    fast, reference = both_paths(("circle", "mrope"), tt, mask, items, position_options(config))
+    assert fast is not None and fast[0].dtype == reference[0].dtype == torch.float32
+    torch.testing.assert_close(fast[0], reference[0], atol=2e-5, rtol=0)
+    torch.testing.assert_close(fast[1], reference[1], atol=2e-5, rtol=0)
