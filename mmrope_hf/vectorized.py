@@ -22,11 +22,13 @@ from .layout import VisualItems
 
 @dataclass(frozen=True)
 class Blocks:
-    """Every visual block of the batch: ``grid`` (N, 3) merged (T, H, W), ``interval`` (N,) float32, ``row`` (N,)."""
+    """Every visual block of the batch: ``grid`` (N, 3) merged (T, H, W), ``interval`` (N,) float32, and the flat
+    (row * L + column) indices of its ``first`` and ``last`` tokens."""
 
     grid: torch.Tensor
     interval: torch.Tensor
-    row: torch.Tensor
+    first: torch.Tensor
+    last: torch.Tensor
 
     @property
     def size(self) -> torch.Tensor:
@@ -35,8 +37,10 @@ class Blocks:
 
 @dataclass(frozen=True)
 class Tokens:
-    """Every visual token in batch order: its ``block``, its raster index ``j`` in the block, and (g, r, c)."""
+    """Every visual token: its flat ``index`` in the batch, its ``block``, its raster index ``j`` in the block,
+    and (``g``, ``r``, ``c``) = (temporal group, row, column)."""
 
+    index: torch.Tensor
     block: torch.Tensor
     j: torch.Tensor
     g: torch.Tensor
@@ -63,50 +67,41 @@ class BatchDesign:
 
 def _block_table(
     types: torch.Tensor, valid: torch.Tensor, items: Sequence[VisualItems], merge: int
-) -> tuple[Blocks, Tokens, torch.Tensor] | None:
-    """Blocks and visual tokens, or ``None`` when the placeholders do not match the grids one to one."""
-    device = types.device
-    flat_types, flat_valid = types.reshape(-1), valid.reshape(-1)
-    grids, intervals, block_of, local, masks = [], [], [], [], []
-    offset = 0
+) -> tuple[Blocks, Tokens] | None:
+    """Blocks and visual tokens, or ``None`` when the placeholders do not match the grids one to one.
+
+    Within a modality, tokens in batch order fill the grids in order, so token k of a modality belongs to the
+    block whose cumulative size first exceeds k; a block must then be one unbroken run within one row.
+    """
+    device, length = types.device, types.shape[1]
+    parts = []
     for it in items:
-        is_m = flat_valid & (flat_types == it.modality)
+        index = (valid & (types == it.modality)).view(-1).nonzero().squeeze(1)
         if not it.grids:
-            if bool(is_m.any()):
+            if index.numel():
                 return None
             continue
         grid = torch.tensor(it.grids, dtype=torch.long, device=device)
-        if bool((grid[:, 1:] % merge != 0).any()):
+        if bool((grid[:, 1:] % merge).any()):
             return None
-        grid = torch.cat([grid[:, :1], grid[:, 1:] // merge], dim=1)
+        grid[:, 1:] //= merge
         size = grid.prod(-1)
         ends = size.cumsum(0)
-        rank = is_m.long().cumsum(0) - 1
-        if int(rank[-1]) + 1 != int(ends[-1]):
+        if index.numel() != int(ends[-1]):
             return None
-        item = torch.searchsorted(ends, rank[is_m], right=True)
-        grids.append(grid)
-        intervals.append(torch.tensor([float(i) for i in it.intervals], dtype=torch.float32, device=device))
-        block_of.append(item + offset)
-        local.append(rank[is_m] - (ends - size)[item])
-        masks.append(is_m)
-        offset += len(it.grids)
-    empty = torch.zeros(0, dtype=torch.long, device=device)
-    is_visual = torch.stack(masks).any(0) if masks else torch.zeros_like(flat_valid)
-    order = torch.cat([empty, *[m.nonzero().squeeze(1) for m in masks]]).argsort()  # tokens back in batch order
-    block = torch.cat([empty, *block_of])[order]
-    j = torch.cat([empty, *local])[order]
-    grid = torch.cat([empty.view(0, 3), *grids])
-    flat_index = is_visual.nonzero().squeeze(1)
-    first = torch.zeros(len(grid), dtype=torch.long, device=device).scatter_reduce(0, block, flat_index, "amin", include_self=False)
-    last = torch.zeros(len(grid), dtype=torch.long, device=device).scatter_reduce(0, block, flat_index, "amax", include_self=False)
-    length = types.shape[1]
-    if bool((last - first + 1 != grid.prod(-1)).any() | (first // length != last // length).any()):
+        first, last = index[ends - size], index[ends - 1]
+        interval = torch.tensor([float(i) for i in it.intervals], dtype=torch.float32, device=device)
+        parts.append((grid, interval, first, last, size, index))
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return Blocks(empty.view(0, 3), empty.float(), empty, empty), Tokens(*[empty] * 6)
+    grid, interval, first, last, size, index = (torch.cat(p) for p in zip(*parts))
+    if bool(((last - first + 1 != size) | (first // length != last // length)).any()):
         return None  # a block split by text, padding or a row end
+    block = torch.repeat_interleave(torch.arange(len(size), device=device), size)
+    j = torch.arange(len(index), device=device) - (size.cumsum(0) - size).repeat_interleave(size)
     _, h, w = grid[block].unbind(-1)
-    tokens = Tokens(block, j, j // (h * w), (j // w) % h, j % w)
-    interval = torch.cat([empty.float(), *intervals])
-    return Blocks(grid, interval, first // length), tokens, is_visual.view_as(types)
+    return Blocks(grid, interval, first, last), Tokens(index, block, j, j // (h * w), (j // w) % h, j % w)
 
 
 def batch_positions(
@@ -125,36 +120,28 @@ def batch_positions(
     table = _block_table(types, valid, items, spatial_merge_size)
     if table is None:
         return None
-    blocks, tokens, is_visual = table
+    blocks, tokens = table
     batch, length = types.shape
     compact = valid.long().cumsum(1) - 1
     counts = valid.sum(1)
-    flat_visual = is_visual.reshape(-1)
-    size = blocks.size
-    last_index = torch.zeros(len(size), dtype=torch.long, device=types.device).scatter_reduce(
-        0, tokens.block, flat_visual.nonzero().squeeze(1), "amax"
-    )
+    rows = blocks.first // length
     sets, deltas = [], []
     for design in batch_designs:
         advance = design.advance(blocks, tokens, options)
         extra = torch.zeros(batch * length, dtype=advance.dtype, device=types.device)
-        extra[last_index] = advance - size.to(advance.dtype)
+        extra[blocks.last] = advance - blocks.size.to(advance.dtype)
         extra = extra.view(batch, length)
-        done = extra.cumsum(1) - extra  # what finished blocks before each token added beyond their size
-        base = compact.to(advance.dtype) + done
-        flat_base = base.reshape(-1)
-        start = flat_base[flat_visual] - tokens.j.to(advance.dtype)
+        base = (compact.to(advance.dtype) + extra.cumsum(1) - extra).view(-1)  # + what finished blocks added
+        start = base[tokens.index] - tokens.j.to(advance.dtype)
         visual = design.visual(start, tokens, blocks, options)
-        out = flat_base.expand(3, -1).clone().to(visual.dtype)
-        out[:, flat_visual] = visual
-        out = torch.where(valid.reshape(-1), out, torch.zeros_like(out)).view(3, batch, length)
-        block_start = torch.zeros(len(size), dtype=start.dtype, device=types.device).scatter_reduce(0, tokens.block, start, "amin", include_self=False)
-        top = torch.zeros(batch, dtype=start.dtype, device=types.device).scatter_reduce(
-            0, blocks.row, block_start + design.top(blocks, tokens, options).to(start.dtype), "amax", include_self=False
-        )
-        following = counts.to(advance.dtype) + extra.sum(1)
-        deltas.append(torch.maximum(following, top.to(following.dtype)) - counts.to(following.dtype))
+        out = base.to(visual.dtype).expand(3, -1).clone()
+        out[:, tokens.index] = visual
+        out = out.view(3, batch, length).masked_fill(~valid, 0)
+        block_top = base[blocks.first] + design.top(blocks, tokens, options).to(base.dtype)
+        top = torch.zeros(batch, dtype=base.dtype, device=types.device).scatter_reduce(
+            0, rows, block_top, "amax", include_self=False)
+        following = counts.to(base.dtype) + extra.sum(1)
+        deltas.append(torch.maximum(following, top) - counts.to(base.dtype))
         sets.append(out)
     dtype = torch.float32 if any(s.dtype.is_floating_point for s in sets) else torch.long
-    positions = torch.cat([s.to(dtype) for s in sets])
-    return positions, torch.stack(deltas, dim=1).to(dtype)
+    return torch.cat([s.to(dtype) for s in sets]), torch.stack(deltas, dim=1).to(dtype)
