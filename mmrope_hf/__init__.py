@@ -11,11 +11,15 @@ __version__ = "0.1.0"
 
 from .config import MMRopeConfig, available_schemes, resolve_config  # noqa: E402
 from .patching import is_patched, patch_info, patch_model, unpatch_model  # noqa: E402
+from . import loading  # noqa: E402
+
+loading.install()  # from_pretrained now reads the `mmrope` config key and keyword (see mmrope_hf.loading)
 
 __all__ = [
     "MMRopeConfig",
     "available_schemes",
     "is_patched",
+    "loading",
     "patch_info",
     "patch_model",
     "resolve_config",

@@ -1,4 +1,4 @@
-"""The ``mmrope`` command line: list schemes and resolve a scheme with overrides."""
+"""The ``mmrope`` command line: list and resolve schemes, and set the scheme a checkpoint loads with."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Sequence
 import yaml
 
 from . import __version__
+from .checkpoint import config_path, meta_model, patch_from_key, read_scheme, write_scheme
 from .config import MMRopeConfig, available_schemes, load_preset, option_names, resolve_config
+from .patching import patch_info, patch_model
 
 
 def _parse_sets(pairs: Sequence[str]) -> dict:
@@ -19,7 +21,7 @@ def _parse_sets(pairs: Sequence[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
+            raise ValueError(f"--set expects key=value, got {pair!r}")
         options[key] = yaml.safe_load(value)
     return options
 
@@ -41,6 +43,29 @@ def _resolve(args: argparse.Namespace) -> None:
     print(json.dumps(resolve_config(args.scheme, **_parse_sets(args.set)).to_dict(), indent=2))
 
 
+def _apply(args: argparse.Namespace) -> None:
+    if args.remove:
+        if args.set:
+            raise ValueError("--set cannot be combined with --remove")
+        changed = write_scheme(args.checkpoint, None)
+        done = "removed the mmrope key" if changed else "no mmrope key"
+        print(f"{config_path(args.checkpoint)}: {done} (loads stock)")
+        return
+    config = resolve_config(args.scheme or args.config, **_parse_sets(args.set))
+    patch_model(meta_model(args.checkpoint), config)  # refuses, before writing, what loading would refuse
+    changed = write_scheme(args.checkpoint, config.to_dict())
+    print(f"{config_path(args.checkpoint)}: {'set' if changed else 'already has'} mmrope scheme {config.scheme!r}")
+
+
+def _show(args: argparse.Namespace) -> None:
+    value = read_scheme(args.checkpoint)
+    if value is None:
+        print("stock")
+        return
+    model = patch_from_key(meta_model(args.checkpoint), value, str(config_path(args.checkpoint)))
+    print(json.dumps(patch_info(model), indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmrope`` console script and ``python -m mmrope_hf``."""
     parser = argparse.ArgumentParser(prog="mmrope", description="Multimodal RoPE schemes for Hugging Face VLMs.")
@@ -53,10 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     resolve.add_argument("scheme", help="preset name or path to a YAML/JSON file")
     resolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option")
     resolve.set_defaults(run=_resolve)
+    apply = commands.add_parser("apply", help="set the scheme a checkpoint loads with (edits only its config.json)")
+    apply.add_argument("checkpoint", help="a directory written by save_pretrained")
+    source = apply.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scheme", help="preset name")
+    source.add_argument("--config", metavar="FILE", help="YAML/JSON file with a scheme key")
+    source.add_argument("--remove", action="store_true", help="remove the mmrope key: the checkpoint loads stock")
+    apply.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option")
+    apply.set_defaults(run=_apply)
+    show = commands.add_parser("show", help="print the scheme a checkpoint loads with, or 'stock'")
+    show.add_argument("checkpoint", help="a directory written by save_pretrained")
+    show.set_defaults(run=_show)
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except ValueError as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"mmrope: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -122,7 +122,7 @@ def test_unknown_scheme_and_option_fail_with_the_valid_choices():
 def test_unsupported_model_type_fails():
     config = transformers.LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                       num_attention_heads=2, num_key_value_heads=2)
-    with pytest.raises(TypeError, match=r"does not support model type 'llama'.*supported: qwen2_5_vl, qwen2_vl, qwen3_vl"):
+    with pytest.raises(TypeError, match=r"does not support model type 'llama'.*supported: .*qwen2_5_vl, qwen2_vl, qwen3_vl, qwen3_vl_moe"):
         mmrope_hf.patch_model(transformers.LlamaForCausalLM(config), "mrope")
 
 
