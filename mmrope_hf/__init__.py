@@ -9,6 +9,7 @@ True
 
 __version__ = "0.1.0"
 
+from .builder import build_position_ids  # noqa: E402
 from .config import MMRopeConfig, available_schemes, resolve_config  # noqa: E402
 from .patching import is_patched, patch_info, patch_model, unpatch_model  # noqa: E402
 from . import loading  # noqa: E402
@@ -18,6 +19,7 @@ loading.install()  # from_pretrained now reads the `mmrope` config key and keywo
 __all__ = [
     "MMRopeConfig",
     "available_schemes",
+    "build_position_ids",
     "is_patched",
     "loading",
     "patch_info",
