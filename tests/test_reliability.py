@@ -1,0 +1,138 @@
+"""What users do that peers broke on: dtypes, decoding strategies, stale state, hygiene, fuzzed layouts."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+from conftest import SCHEMES, inputs_for, logits, reference_layout
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import rope_reference as ref
+
+import mmrope_hf
+from mmrope_hf.metrics import ptd
+from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_half_precision_forward_is_finite_and_positions_stay_fp32(scheme, dtype):
+    model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl").to(dtype), scheme)
+    inputs = inputs_for("qwen2_5_vl", "left_padded")
+    inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    seen = []
+    model.model.language_model.rotary_emb.register_forward_pre_hook(lambda m, args: seen.append(args[1].dtype))
+    out = logits(model, inputs)
+    assert torch.isfinite(out[inputs["attention_mask"].bool()]).all()
+    assert seen[0] in (torch.long, torch.float32)  # positions reach the rotary in int64/fp32, never in half
+
+
+@pytest.mark.parametrize("scheme", ["mrope-i", "mhrope", "circle"])
+def test_beam_search_and_sampling_run(scheme):
+    model = mmrope_hf.patch_model(tiny_model("qwen3_vl"), scheme)
+    inputs = inputs_for("qwen3_vl", "left_padded")
+    beams = model.generate(**inputs, max_new_tokens=3, num_beams=3, do_sample=False, num_return_sequences=2)
+    assert beams.shape[0] == 4
+    torch.manual_seed(0)
+    sampled = model.generate(**inputs, max_new_tokens=3, do_sample=True, top_k=5)
+    assert sampled.shape[0] == 2
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_inputs_embeds_without_input_ids_and_with_grids_fails_clearly(family):
+    model = mmrope_hf.patch_model(tiny_model(family), "mrope-i")
+    inputs = inputs_for(family, "one_image")
+    embeds = model.get_input_embeddings()(inputs.pop("input_ids"))
+    with pytest.raises(ValueError, match="inputs_embeds without input_ids"):
+        model(inputs_embeds=embeds, **inputs)
+
+
+def test_explicit_position_ids_are_used_as_given():
+    model = mmrope_hf.patch_model(tiny_model("qwen2_vl"), "mrope-i")
+    inputs = inputs_for("qwen2_vl", "one_image")
+    keys = ("mm_token_type_ids", "image_grid_thw", "attention_mask")
+    positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys})
+    assert torch.equal(logits(model, {**inputs, "position_ids": positions}), logits(model, inputs))
+
+
+def test_hygiene_to_half_compile_and_config_pickle():
+    family = "qwen2_5_vl"
+    inputs = inputs_for(family, "images")
+    model = mmrope_hf.patch_model(tiny_model(family), "circle")
+    expected = logits(model, inputs)
+    model.to("cpu").half().float()
+    assert mmrope_hf.is_patched(model)
+    torch.testing.assert_close(logits(model, inputs), expected, atol=5e-3, rtol=0)
+    assert pickle.loads(pickle.dumps(model.config)).mmrope == model.config.mmrope
+    assert copy.deepcopy(model.config).mmrope["scheme"] == "circle"
+    compiled = torch.compile(model.model.language_model.rotary_emb, backend="eager")
+    positions = torch.arange(6).view(1, 1, 6).expand(6, 1, 6)
+    for got, want in zip(compiled(torch.zeros(1), positions), model.model.language_model.rotary_emb(torch.zeros(1), positions)):
+        assert torch.equal(got, want)
+
+
+def test_unpatch_after_generate_restores_stock_outputs():
+    family = "qwen3_vl"
+    inputs = inputs_for(family, "left_padded")
+    model = tiny_model(family)
+    stock = logits(model, inputs), model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    mmrope_hf.patch_model(model, "circle")
+    model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    mmrope_hf.unpatch_model(model)
+    assert torch.equal(logits(model, inputs), stock[0])
+    assert torch.equal(model.generate(**inputs, max_new_tokens=3, do_sample=False), stock[1])
+
+
+# Fuzzing: random layouts against the independent reference and each design's invariants -----------------
+
+ITEM = st.one_of(
+    st.integers(1, 4),
+    st.tuples(st.just("image"), st.just(1), st.integers(1, 4).map(lambda n: 2 * n), st.integers(1, 4).map(lambda n: 2 * n)),
+    st.tuples(st.just("video"), st.integers(1, 3), st.integers(1, 3).map(lambda n: 2 * n), st.integers(1, 3).map(lambda n: 2 * n)),
+)
+ROWS = st.lists(st.lists(ITEM, min_size=1, max_size=5), min_size=1, max_size=3)
+MODELS = {}
+
+
+def patched(family: str, scheme: str, **options):
+    key = (family, scheme, tuple(sorted(options.items())))
+    if key not in MODELS:
+        MODELS[key] = mmrope_hf.patch_model(tiny_model(family), scheme, **options)
+    return MODELS[key]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=ROWS, family=st.sampled_from(["qwen2_vl", "qwen3_vl"]), side=st.sampled_from(["left", "right"]),
+       design=st.sampled_from(["mrope", "spatial-reset", "vanilla"]))
+def test_fuzzed_layouts_match_the_reference(rows, family, side, design):
+    inputs = build_inputs(family, rows, padding_side=side)
+    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
+    model = patched(family, "mrope", position=design, temporal_stride=1.0)
+    positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs.get(k) for k in keys})
+    expected, _ = ref.batch_positions([reference_layout(family, r) for r in rows], pad_side=side, design=design)
+    got = [[tuple(p) for p in positions[:, b].T.tolist()] for b in range(len(rows))]
+    assert got == [[tuple(p) for p in row] for row in expected]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=ROWS)
+def test_fuzzed_invariants(rows):
+    family = "qwen2_vl"
+    inputs = build_inputs(family, rows, padding_side="left")
+    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
+    text = (inputs["mm_token_type_ids"] == 0) & inputs["attention_mask"].bool()
+    for scheme in ("spatial-reset", "circle"):
+        positions, _ = patched(family, scheme).model.get_rope_index(inputs["input_ids"], **{k: inputs.get(k) for k in keys})
+        positions = positions[:3]
+        assert torch.equal(positions[0][text], positions[1][text]) and torch.equal(positions[1][text], positions[2][text])
+        for b in range(len(rows)):
+            visual = inputs["mm_token_type_ids"][b] > 0
+            if visual.any() and scheme == "spatial-reset":
+                assert positions[1, b][visual].min() == 0 and positions[2, b][visual].min() == 0
+            if visual.any() and text[b].any() and scheme == "circle" and "image_grid_thw" in inputs and "video_grid_thw" not in inputs:
+                single_image = [item for item in rows[b] if not isinstance(item, int)][:1]
+                if len([i for i in rows[b] if not isinstance(i, int)]) == 1 and single_image[0][0] == "image":
+                    assert ptd(positions[:, b], visual, text[b]) < 1e-4
