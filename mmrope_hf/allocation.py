@@ -19,10 +19,10 @@ section into a :class:`FrequencyPlan` once, at patch time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from .options import Option
+from .options import Option, boolean, choice, positive_number
 from .registry import Registry
 
 T, H, W = 0, 1, 2
@@ -35,8 +35,9 @@ class FrequencyPlan:
 
     name: str
     section: tuple[int, ...]
-    pair_axes: tuple[int, ...] | None = None
+    pair_axes: tuple[int, ...] | None = None  # a pair whose axis is NOPE gets no rotation (zero angle)
     head_axes: tuple[int, ...] | None = None
+    pair_scale: tuple[float, ...] | None = None  # multiplies each pair's inv_freq (the scaled-base ablation)
 
 
 def chunked_pair_axes(num_pairs: int, section: Sequence[int]) -> list[int]:
@@ -149,3 +150,105 @@ ALLOCATIONS: Registry[Allocation] = Registry("frequency allocation")
 ALLOCATIONS.add("chunked", PairAllocation("chunked", chunked_pair_axes, spatial_per_64=24))
 ALLOCATIONS.add("interleaved", PairAllocation("interleaved", interleaved_pair_axes, spatial_per_64=20))
 ALLOCATIONS.add("multi-head", HeadAllocation())
+
+
+# --- the baselines and ablations of Huang et al. (ICLR 2026) ------------------------------------------------------
+#
+# - ``videorope`` (VideoRoPE, and HoPE with ``temporal_nope``): the spatial axes alternate over the high frequencies,
+#   t takes the lowest ones. ``videorope_layout: official`` (Wiselnn570/VideoRoPE ``apply_m_modify_...``, and HoPE's
+#   hybrid allocation): pairs [0, s_h + s_w) alternate H, W (H first), the last s_t pairs are T: [16, 24, 24] at
+#   64 pairs gives pairs 0-47 H/W, 48-63 T; default section as ``chunked`` (h = w = floor(24 P / 64)), so 0-11 H/W
+#   and 12-15 T at 16 pairs. ``videorope_layout: multimodal-ropes`` (JJJYmmm/Multimodal-RoPEs @ cd413b9): every
+#   pair T, then H at odd i < 2 s_h and W at even 2 <= i < 2 s_w, i.e. the official pattern shifted by one pair:
+#   T keeps pair 0 and W gets one pair less (17/24/23 for [16, 24, 24]); the counts are not checked against the
+#   section, only its sum. ``temporal_nope: true`` (HoPE): the T pairs get no rotation at all, for every token
+#   (text included; the reference zeroes the t row inside the embedding), so text-only outputs change.
+# - ``interleaved-reserved-t`` (the paper's "IL-RoPE-like" allocation, Table 5, "interleaves but reserves the
+#   lowest-frequency channels for t"; the exact map is not given, this one is our choice): t, h, w round robin
+#   (the ``interleaved`` rule) over the high-frequency pairs, and a contiguous block of the lowest-frequency pairs
+#   for t alone. Default section h = w = floor(16 P / 64), t = P - 2h: [32, 16, 16] at 64 pairs (THW x 16, then
+#   16 T pairs, as many as VideoRoPE's temporal block), [8, 4, 4] at 16 pairs. It is the ``interleaved`` map with
+#   that section (the 32:16:16 row of the paper's Table 8 under the reference interleave code).
+# - ``interleaved-scaled-base`` (Table 4 "+scaling rotary base": "scaling the rotary base of the spatial axes, e.g.
+#   from 1,000,000 to 10,000"): the ``interleaved`` map, and every H or W pair i rotates with base
+#   ``spatial_base_scale`` x the model's base, keeping its exponent: inv_freq_i x spatial_base_scale ** (-i / P)
+#   (= (0.01 base) ** (-2i / D) with the default 0.01, the paper's 1e6 -> 1e4). T pairs and any rope scaling of the
+#   model (YaRN, linear) are kept. Text-only outputs change (text reads the H/W pairs too).
+
+
+def videorope_pair_axes(num_pairs: int, section: Sequence[int]) -> list[int]:
+    """Official VideoRoPE: pairs [0, s_h + s_w) alternate H, W (H first; with s_h != s_w the larger axis takes the
+    pairs left once the other is used up), the last s_t pairs are T.
+
+    >>> videorope_pair_axes(8, [2, 3, 3])
+    [1, 2, 1, 2, 1, 2, 0, 0]
+    """
+    s_t, s_h, s_w = section
+    axes, counts = [], {H: 0, W: 0}
+    for i in range(max(num_pairs - s_t, 0)):
+        axis = H if (i % 2 == 0 and counts[H] < s_h) or counts[W] >= s_w else W
+        counts[axis] += 1
+        axes.append(axis)
+    return axes + [T] * (num_pairs - len(axes))
+
+
+def multimodal_ropes_videorope_pair_axes(num_pairs: int, section: Sequence[int]) -> list[int]:
+    """JJJYmmm/Multimodal-RoPEs' VideoRoPE map: all T, then H at odd i < 2 s_h, W at even 2 <= i < 2 s_w.
+
+    >>> multimodal_ropes_videorope_pair_axes(8, [2, 3, 3])
+    [0, 1, 2, 1, 2, 1, 0, 0]
+    """
+    _, s_h, s_w = section
+    axes = [T] * num_pairs
+    for i in range(1, min(2 * s_h, num_pairs), 2):
+        axes[i] = H
+    for i in range(2, min(2 * s_w, num_pairs), 2):
+        axes[i] = W
+    return axes
+
+
+@dataclass(frozen=True)
+class VideoRoPEAllocation(PairAllocation):
+    """VideoRoPE's map in the official or the reference repo's layout, with HoPE's NoPE temporal pairs on request."""
+
+    def plan(self, num_pairs: int, num_kv_heads: int, section: Sequence[int] | None, options: Mapping[str, Any],
+             strict: bool = True) -> FrequencyPlan:
+        if options.get("videorope_layout", "official") == "official":
+            plan = super().plan(num_pairs, num_kv_heads, section, options, strict)
+        else:
+            section = tuple(section) if section is not None else self.default_section(num_pairs)
+            if sum(section) != num_pairs:
+                raise ValueError(
+                    f"mrope_section {list(section)} sums to {sum(section)}, but the head has {num_pairs} rotary pairs "
+                    f"(head_dim {2 * num_pairs}); for the {self.name} allocation use e.g. "
+                    f"{list(self.default_section(num_pairs))}"
+                )
+            plan = FrequencyPlan(self.name, section, pair_axes=tuple(multimodal_ropes_videorope_pair_axes(num_pairs, section)))
+        if options.get("temporal_nope", False):
+            plan = replace(plan, pair_axes=tuple(NOPE if axis == T else axis for axis in plan.pair_axes))
+        return plan
+
+
+@dataclass(frozen=True)
+class ScaledBaseAllocation(PairAllocation):
+    """A pair map whose H and W pairs rotate with the model's base times ``spatial_base_scale``."""
+
+    def plan(self, num_pairs: int, num_kv_heads: int, section: Sequence[int] | None, options: Mapping[str, Any],
+             strict: bool = True) -> FrequencyPlan:
+        plan = super().plan(num_pairs, num_kv_heads, section, options, strict)
+        scale = options.get("spatial_base_scale", self.options["spatial_base_scale"].default)
+        factors = tuple(scale ** (-i / num_pairs) if axis in (H, W) else 1.0 for i, axis in enumerate(plan.pair_axes))
+        return replace(plan, pair_scale=factors)
+
+
+ALLOCATIONS.add("videorope", VideoRoPEAllocation("videorope", videorope_pair_axes, spatial_per_64=24, options={
+    "videorope_layout": Option("official", choice("official", "multimodal-ropes"),
+                               "VideoRoPE map: 'official' (H/W alternate, then T) or 'multimodal-ropes' (shifted by one pair)"),
+    "temporal_nope": Option(False, boolean, "HoPE: no rotation on the temporal pairs (changes text-only outputs)"),
+}))
+ALLOCATIONS.add("interleaved-reserved-t", PairAllocation("interleaved-reserved-t", interleaved_pair_axes, spatial_per_64=16))
+ALLOCATIONS.add("interleaved-scaled-base", ScaledBaseAllocation(
+    "interleaved-scaled-base", interleaved_pair_axes, spatial_per_64=20, options={
+        "spatial_base_scale": Option(0.01, positive_number,
+                                     "factor on the rotary base of the h/w pairs (0.01: 1e6 -> 1e4; changes text-only outputs)"),
+    }))

@@ -11,13 +11,16 @@ stock behaviour exactly. What is installed:
 - input checks: a forward pre-hook and a wrapper of ``_prepare_position_ids_for_generation`` that refuse
   visual inputs without ``mm_token_type_ids`` (stock transformers silently falls back to 1D positions);
 - ``model.config.mmrope``: the resolved scheme, so ``save_pretrained`` keeps it.
+
+Families without ``get_rope_index`` (LLaVA) bring their own position plumbing (``ModelHandles.install``) in place
+of the first item and the input checks; the rotary, the per-layer hooks and the config key are installed alike.
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable
 
@@ -27,6 +30,7 @@ from torch import nn
 from .adapters import ModelHandles, adapter_for
 from .allocation import ALLOCATIONS, FrequencyPlan
 from .apply import install_dispatcher
+from .baselines import SPATIAL_FROM_T
 from .compat import check_transformers_version
 from .config import NATIVE, MMRopeConfig, resolve_config
 from .builder import position_options, positions_for
@@ -78,6 +82,14 @@ class PatchState:
     undo: UndoLog = field(default_factory=UndoLog)
     set_deltas: torch.Tensor | None = None  # (B, K) rope_deltas of every position set, from the last prompt
     returned_deltas: torch.Tensor | None = None  # the (B, 1) rope_deltas handed to transformers with them
+    generator: torch.Generator = field(init=False, repr=False)  # training-time draws (HoPE), seeded by `seed`
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(dict(self.config.options).get("seed", 0))
+
+    def position_options(self):
+        """The options the designs read, with the model's training mode and this patch's generator."""
+        return replace(position_options(self.config), training=self.handles.rope_owner.training, generator=self.generator)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -120,7 +132,7 @@ class PatchState:
         ]
         positions, deltas = positions_for(
             self.schedule.designs, mm_token_type_ids.to(input_ids.device), attention_mask, items,
-            handles.spatial_merge_size, position_options(self.config),
+            handles.spatial_merge_size, self.position_options(),
         )
         self.set_deltas, self.returned_deltas = deltas, deltas[:, :1]
         return positions, self.returned_deltas
@@ -131,7 +143,7 @@ class PatchState:
         """The scheme's positions ``(3K, B, L)`` for a per-row segment layout (families that lay out their inputs
         themselves, e.g. LLaVA); the ``rope_deltas`` of every set are kept in ``set_deltas`` for decoding."""
         positions, self.set_deltas = build_positions(
-            self.schedule.designs, layout, position_options(self.config), attention_mask, shape, device
+            self.schedule.designs, layout, self.position_options(), attention_mask, shape, device
         )
         return positions
 
@@ -193,8 +205,16 @@ def _needs_token_types(kwargs: dict[str, Any], scheme: str) -> None:
 
 
 def _check_forward_inputs(scheme: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
-    if kwargs.get("position_ids") is None and kwargs.get("input_ids") is not None:
+    if kwargs.get("position_ids") is not None:
+        return
+    if kwargs.get("input_ids") is not None:
         _needs_token_types(kwargs, scheme)
+    elif any(kwargs.get(key) is not None for key in _GRID_KEYS):
+        raise ValueError(
+            f"inputs_embeds without input_ids and with visual inputs: the {scheme} positions need the token layout "
+            f"(stock transformers would silently use 1D positions); pass input_ids as well, or position_ids from "
+            f"model.model.get_rope_index / mmrope_hf.build_position_ids"
+        )
 
 
 def _generation_positions(original: Callable, state: PatchState, inputs_tensor: torch.Tensor, model_kwargs: dict):
@@ -239,8 +259,8 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     """Install a multimodal RoPE scheme on ``model`` in place and return it.
 
     Args:
-        model (`nn.Module`): a Qwen2-VL, Qwen2.5-VL, Qwen3-VL or Qwen3-VL-MoE model (``...ForConditionalGeneration``
-            or the inner ``...Model``).
+        model (`nn.Module`): a Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3-VL-MoE, LLaVA, LLaVA-NeXT or LLaVA-OneVision
+            model (``...ForConditionalGeneration``, or the inner ``...Model``; on LLaVA ``generate`` needs the outer one).
         scheme (`str`, `dict` or `MMRopeConfig`): a preset name (see :func:`available_schemes`), a path to a
             YAML/JSON file, a dict with a ``scheme`` key, or a config.
         **options: overrides of the preset (``temporal_stride``, ``mrope_section``, ``spatial_reset``,
@@ -272,7 +292,8 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
 
     undo = state.undo
     undo.set_attr(handles.rope_owner, _STATE, state)
-    undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(stock_rotary, plan, schedule.num_sets))
+    undo.set_attr(handles.rotary_parent, handles.rotary_name, MultimodalRotaryEmbedding(
+        stock_rotary, plan, schedule.num_sets, spatial_from_t=[d in SPATIAL_FROM_T for d in schedule.designs]))
     if plan.head_axes is not None:  # released by unpatch_model, or when the model is garbage-collected
         undo.add_step(weakref.finalize(handles.rope_owner, install_dispatcher(*handles.rotary_apply)))
     (handles.install or _install_rope_index)(state, undo)  # the family's position plumbing

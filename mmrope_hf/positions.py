@@ -33,6 +33,8 @@ class PositionOptions:
     temporal_stride: float | None = None
     vision_advance: str = "max"
     design: Mapping[str, Any] = field(default_factory=dict)
+    training: bool = False  # the model is in training mode (HoPE draws its temporal stride only then)
+    generator: torch.Generator | None = None  # the patched model's seeded generator, for designs that draw at random
 
 
 @dataclass(frozen=True)
@@ -189,3 +191,4 @@ def build_positions(
 
 
 from . import circle  # noqa: E402,F401  (registers the circle design)
+from . import baselines  # noqa: E402,F401  (registers videorope, hope, v2pe, text-spatial-reset, modality-interval)

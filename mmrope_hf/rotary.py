@@ -14,10 +14,12 @@ the per-layer hooks installed by the patcher hand each decoder layer its own set
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
-from .allocation import FrequencyPlan
+from .allocation import NOPE, FrequencyPlan
 from .apply import AxisTables
 
 
@@ -58,11 +60,14 @@ class MultimodalRotaryEmbedding(nn.Module):
 
     Args:
         stock (`nn.Module`): the model's rotary module (kept, and put back by ``unpatch_model``).
-        plan (`FrequencyPlan`): a pair map (axis of every rotary pair) or a head map (axis of every KV head).
+        plan (`FrequencyPlan`): a pair map (axis of every rotary pair) or a head map (axis of every KV head). A pair
+            mapped to ``NOPE`` gets no rotation; ``plan.pair_scale`` multiplies the inv_freq of each pair.
         num_sets (`int`): number of position sets the positions carry.
+        spatial_from_t (`Sequence[bool]`, *optional*): per set, whether its design stores h and w relative to t
+            (``text-spatial-reset``); such sets are read as ``(t, h - t, w - t)``.
     """
 
-    def __init__(self, stock: nn.Module, plan: FrequencyPlan, num_sets: int = 1):
+    def __init__(self, stock: nn.Module, plan: FrequencyPlan, num_sets: int = 1, spatial_from_t: Sequence[bool] = ()):
         super().__init__()
         num_pairs = stock.inv_freq.shape[-1]
         if plan.pair_axes is not None and len(plan.pair_axes) != num_pairs:
@@ -71,13 +76,23 @@ class MultimodalRotaryEmbedding(nn.Module):
         self.plan = plan
         self.num_sets = num_sets
         axes = plan.pair_axes if plan.pair_axes is not None else ()
-        self.register_buffer("pair_axes", torch.tensor(axes, dtype=torch.long), persistent=False)
+        self.register_buffer("pair_axes", torch.tensor([max(a, 0) for a in axes], dtype=torch.long), persistent=False)
+        scale = [0.0 if a == NOPE else f for a, f in zip(axes, plan.pair_scale or [1.0] * len(axes))]
+        scaled = any(f != 1.0 for f in scale)  # None keeps the stock path (and its bits) for every other plan
+        self.register_buffer("pair_scale", torch.tensor(scale) if scaled else None, persistent=False)
+        relative = [[0, int(r), int(r)] for r in list(spatial_from_t) + [False] * (num_sets - len(spatial_from_t))]
+        mask = torch.tensor(relative, dtype=torch.long).view(num_sets, 3, 1, 1) if any(spatial_from_t) else None
+        self.register_buffer("spatial_from_t", mask, persistent=False)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
         """``x`` only gives dtype and device; ``position_ids`` as in :func:`split_position_sets`."""
         sets = split_position_sets(position_ids, self.num_sets).to(x.device)
+        if self.spatial_from_t is not None:  # (t, t + h, t + w) -> (t, h, w) for the sets that store it so
+            sets = sets - sets[:, :1] * self.spatial_from_t.to(x.device)
         inv_freq = self.stock.inv_freq.to(device=x.device, dtype=torch.float)
+        if self.pair_scale is not None:  # NoPE pairs (0) and scaled-base pairs
+            inv_freq = inv_freq * self.pair_scale.to(x.device)
         with torch.autocast(device_type=x.device.type, enabled=False):
             freqs = sets[..., None].float() * inv_freq  # (K, 3, B, L, P)
             cos = self._recompose(freqs.cos() * self.stock.attention_scaling).to(dtype=x.dtype)

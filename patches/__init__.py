@@ -1,3 +1,3 @@
 """Model-family adapters (installed as ``mmrope_hf.patches``). Importing this package registers them."""
 
-from . import qwen2_5_vl, qwen2_vl, qwen3_vl  # noqa: F401
+from . import llava, qwen2_5_vl, qwen2_vl, qwen3_vl  # noqa: F401

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
+import sysconfig
 from importlib import resources
 from pathlib import Path
+
+import pytest
 
 import mmrope_hf
 from mmrope_hf.adapters import ADAPTERS
@@ -22,9 +26,10 @@ def test_patches_and_configs_are_subpackages():
     assert names == sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
 
 
-def test_every_qwen_model_type_has_an_adapter():
+def test_every_supported_model_type_has_an_adapter():
     importlib.import_module("mmrope_hf.patches")
-    assert set(ADAPTERS.names()) == {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"}
+    assert set(ADAPTERS.names()) == {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe",
+                                     "llava", "llava_next", "llava_onevision"}
 
 
 def test_console_script_and_module_entry_point():
@@ -33,3 +38,56 @@ def test_console_script_and_module_entry_point():
     assert "mrope-i" in out
     out = subprocess.run([sys.executable, "-m", "mmrope_hf", "--version"], capture_output=True, text=True, check=True)
     assert mmrope_hf.__version__ in out.stdout
+
+
+WHEEL_SCRIPT = """
+import sys
+from pathlib import Path
+
+import transformers
+
+import mmrope_hf
+import mmrope_hf.patches
+from mmrope_hf.cli import main
+from mmrope_hf.testing import tiny_model
+
+for module in (mmrope_hf, mmrope_hf.patches):  # the wheel's copy, not the editable checkout
+    assert Path(module.__file__).is_relative_to(sys.prefix), module.__file__
+print(" ".join(mmrope_hf.available_schemes()))
+assert main(["resolve", "mrope-i"]) == 0
+tiny_model("qwen2_5_vl").save_pretrained(sys.argv[1])
+model = transformers.AutoModelForImageTextToText.from_pretrained(sys.argv[1], mmrope="mrope-i")
+assert mmrope_hf.patch_info(model)["position"] == "spatial-reset"
+"""
+
+
+@pytest.mark.slow
+def test_wheel_in_a_fresh_venv_loads_presets_by_name(tmp_path):
+    """Build the wheel, pip-install it into a new venv and use presets by name from there (about 10 s).
+
+    The venv has no pip and reaches torch/transformers through a .pth line naming this venv's site-packages;
+    a .pth line does not run the .pth files of the directory it adds, so the editable install stays out.
+    """
+    source = tmp_path / "src"  # build from a copy: setuptools writes build/ and *.egg-info next to the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source)
+    for name in ("mmrope_hf", "patches", "configs"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source], check=True)
+    (wheel,) = (tmp_path / "dist").glob("mmrope_hf-*.whl")
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([*pip, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True)
+    assert "from mmrope_hf.cli import main" in (venv / "bin" / "mmrope").read_text()  # the console script
+
+    script = [python, "-I", "-c", WHEEL_SCRIPT, tmp_path / "ck"]
+    out = subprocess.run(script, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split() == sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
+    assert '"scheme": "mrope-i"' in out.stdout

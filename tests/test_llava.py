@@ -1,0 +1,402 @@
+"""LLaVA-1.5 (Llama), LLaVA-NeXT (Mistral), LLaVA-OneVision (Qwen2): every scheme on a 1D-RoPE language model.
+
+The expected layouts below are written by hand from the documented decisions (patches/_llava_layout.py): the
+base view and the high-resolution grid are two consecutive blocks, the row newlines are an extra column of the
+high-resolution grid, and a lone newline (OneVision multi-image, video) or a CLS feature is placed like a text
+token. Positions then come from the independent references in tests/reference/.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from conftest import SCHEMES, logits
+from reference import circle_reference, rope_reference
+
+import mmrope_hf
+from mmrope_hf.patches._llava_layout import LlavaGeometry
+from mmrope_hf.testing import (
+    IMAGE_TOKEN, LLAVA_FAMILIES, LLAVA_TILE, VIDEO_TOKEN, build_llava_inputs, llava_placeholder_counts,
+    offline_llava_processor, synthetic_image, tiny_llava,
+)
+
+ATOL = 1e-5
+SCHEDULES = [pytest.param(scheme, {}, id=scheme) for scheme in SCHEMES] + [
+    pytest.param("mrope", {"layers": ["vanilla", "spatial-reset"]}, id="two-position-sets"),
+    pytest.param("circle", {"layers": "all"}, id="circle-all"),
+]
+SUPPRESS = [IMAGE_TOKEN, VIDEO_TOKEN]  # a random model must not generate placeholders (teacher forcing re-reads them)
+
+# Rows: n random text tokens, ("image", height, width) in pixels, ("video", frames). Both rows end in 2+ text tokens.
+PROMPTS = {
+    "llava": [[3, ("image", 60, 80), 2], [2, ("image", 40, 40), 1, ("image", 30, 50), 3]],
+    # 112x112: 2x2 tiles -> 8x8; 60x120: 1x2 tiles -> 4x8; 30x112: 1x2 tiles, rows cropped by unpad -> 2x8
+    "llava_next": [[3, ("image", 112, 112), 2], [2, ("image", 60, 120), 1, ("image", 30, 112), 3]],
+    # 112x168: 2x3 tiles -> 8x12, anyres_max_4 downsamples to 6x9; row 1 has two images: base views only
+    "llava_onevision": [[3, ("image", 112, 168), 2, ("video", 2), 2], [2, ("image", 60, 120), 1, ("image", 30, 112), 3]],
+}
+BASE = ("image", 1, 4, 4)  # one 56 px tile of 14 px patches
+REFERENCE_LAYOUTS = {  # (kind, T, H, W) blocks; a newline column is part of W
+    "llava": [[("text", 3), BASE, ("text", 2)], [("text", 2), BASE, ("text", 1), BASE, ("text", 3)]],
+    "llava_next": [
+        [("text", 3), BASE, ("image", 1, 8, 9), ("text", 2)],
+        [("text", 2), BASE, ("image", 1, 4, 9), ("text", 1), BASE, ("image", 1, 2, 9), ("text", 3)],
+    ],
+    "llava_onevision": [
+        [("text", 3), BASE, ("image", 1, 6, 10), ("text", 2), ("video", 2, 2, 2), ("text", 1), ("text", 2)],
+        [("text", 2), BASE, ("text", 1), ("text", 1), BASE, ("text", 1), ("text", 3)],
+    ],
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine their spinning costs 10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=LLAVA_FAMILIES)
+def family(request) -> str:  # overrides conftest's Qwen families in this module
+    return request.param
+
+
+@pytest.fixture
+def model(family):
+    return tiny_llava(family)
+
+
+def inputs_for(family: str, rows: list | None = None, **kwargs) -> dict:
+    return build_llava_inputs(family, PROMPTS[family] if rows is None else rows, **kwargs)
+
+
+def generation_positions(model, inputs: dict) -> torch.Tensor:
+    """What generate builds for the prompt: (3K + 1, B, L) [text; t; h; w; ...], or the stock 2D positions."""
+    return model._prepare_position_ids_for_generation(inputs["input_ids"], dict(inputs))
+
+
+def generate(model, inputs: dict, new_tokens: int = 4):
+    return model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, output_logits=True,
+                          return_dict_in_generate=True, suppress_tokens=SUPPRESS)
+
+
+def reference_positions(design: str, layout: list) -> tuple[list, float]:
+    if design == "circle":
+        ids, next_position = circle_reference.positions(layout)
+        return [tuple(float(v) for v in p) for p in ids], next_position
+    return rope_reference.positions(layout, design)
+
+
+def left_pad(singles: list[dict]) -> dict:
+    """Left-pad single-row LLaVA inputs into one batch (tiles zero-padded to the batch maximum)."""
+    length = max(s["input_ids"].shape[1] for s in singles)
+    batch = {key: torch.cat([torch.nn.functional.pad(s[key], (length - s[key].shape[1], 0)) for s in singles])
+             for key in ("input_ids", "attention_mask")}
+    for key in ("pixel_values", "image_sizes", "batch_num_images", "pixel_values_videos"):
+        parts = [s[key] for s in singles if key in s]
+        if key == "pixel_values" and parts and parts[0].ndim == 5:
+            tiles = max(p.shape[1] for p in parts)
+            parts = [torch.nn.functional.pad(p, (0, 0, 0, 0, 0, 0, 0, tiles - p.shape[1])) for p in parts]
+        if parts:
+            batch[key] = torch.cat(parts)
+    return batch
+
+
+# -- the stock model -----------------------------------------------------------------------------------------------
+
+
+def test_vanilla_is_bit_identical_to_stock(family, model):
+    inputs = inputs_for(family)
+    stock_logits, stock = logits(model, inputs), generate(model, inputs)
+    mmrope_hf.patch_model(model, "vanilla")
+    assert torch.equal(logits(model, inputs), stock_logits)
+    out = generate(model, inputs)
+    assert torch.equal(out.sequences, stock.sequences)
+    assert all(torch.equal(a, b) for a, b in zip(out.logits, stock.logits))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_text_only_logits_and_generations_equal_stock(family, model, scheme):
+    inputs = inputs_for(family, [[9], [4]])
+    stock_logits, stock = logits(model, inputs), generate(model, inputs, 3)
+    mmrope_hf.patch_model(model, scheme)
+    assert torch.equal(logits(model, inputs), stock_logits)
+    assert torch.equal(generate(model, inputs, 3).sequences, stock.sequences)
+
+
+@pytest.mark.parametrize("scheme", ["mhrope", "circle"])
+def test_3d_schemes_change_image_logits_and_unpatch_restores_stock(family, model, scheme):
+    inputs = inputs_for(family)
+    stock_logits, stock = logits(model, inputs), generate(model, inputs)
+    owner_attrs, hooks = set(vars(model.model)), sum(len(m._forward_pre_hooks) for m in model.modules())
+    stock_rotary = model.model.language_model.rotary_emb
+    modeling = sys.modules[type(model.model.language_model.layers[0].self_attn).__module__]
+    stock_apply = modeling.apply_rotary_pos_emb
+    mmrope_hf.patch_model(model, scheme)
+    assert (logits(model, inputs) - stock_logits).abs().max() > 1e-3
+    generate(model, inputs)
+    assert mmrope_hf.unpatch_model(model) is model
+    assert model.model.language_model.rotary_emb is stock_rotary and modeling.apply_rotary_pos_emb is stock_apply
+    assert set(vars(model.model)) == owner_attrs and "_prepare_position_ids_for_generation" not in vars(model)
+    assert sum(len(m._forward_pre_hooks) for m in model.modules()) == hooks
+    assert not hasattr(model.config, "mmrope") and not mmrope_hf.is_patched(model)
+    assert torch.equal(logits(model, inputs), stock_logits)
+    assert torch.equal(generate(model, inputs).sequences, stock.sequences)
+
+
+def test_native_frequency_is_interleaved_with_the_scaled_default_section(family, model):
+    info = mmrope_hf.patch_info(mmrope_hf.patch_model(model, "mrope"))
+    assert info["resolved_frequency"] == "interleaved" and info["resolved_mrope_section"] == [6, 5, 5]  # head_dim 32
+    info = mmrope_hf.patch_info(mmrope_hf.patch_model(model, "mhrope"))
+    assert info["resolved_frequency"] == "multi-head" and info["resolved_mrope_section"] == [2, 1, 1]  # 4 KV heads
+
+
+# -- positions -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme, options", SCHEDULES)
+def test_image_positions_match_the_reference(family, model, scheme, options):
+    mmrope_hf.patch_model(model, scheme, **options)
+    inputs = inputs_for(family)
+    designs = mmrope_hf.patch_info(model)["position_sets"]
+    positions = generation_positions(model, inputs)
+    mask = inputs["attention_mask"].bool()
+    if designs == ["vanilla"]:  # the model's own 1D positions: nothing rebuilt
+        assert positions.ndim == 2
+        positions = positions.expand(4, -1, -1)
+    assert positions.shape[0] == 3 * len(designs) + 1
+    assert torch.equal(positions[0].long(), (mask.long().cumsum(-1) - 1).clamp(min=0))
+    for row, layout in enumerate(REFERENCE_LAYOUTS[family]):
+        assert rope_reference.num_tokens(layout) == int(mask[row].sum())
+        assert not positions[:, row, ~mask[row]].any()  # padded slots: 0
+        for k, design in enumerate(designs):
+            expected, _ = reference_positions(design, layout)
+            got = positions[1 + 3 * k : 4 + 3 * k, row, mask[row]].T.tolist()
+            if design == "circle":
+                torch.testing.assert_close(torch.tensor(got), torch.tensor(expected, dtype=torch.float32))
+            else:
+                assert [tuple(p) for p in got] == expected
+
+
+def test_newline_and_base_view_positions_golden():
+    """NeXT, one 112x112 image after 3 text tokens, mrope: base view 4x4 at st = 3, then the 8x8 grid + newline
+    column at st = 3 + 4 = 7, newline of row r at (7, 7 + r, 7 + 8); text resumes at 7 + 9 = 16."""
+    model = mmrope_hf.patch_model(tiny_llava("llava_next"), "mrope")
+    inputs = inputs_for("llava_next", [[3, ("image", 112, 112), 2]])
+    positions = generation_positions(model, inputs)[1:4, 0].T.tolist()
+    assert positions[3] == [3, 3, 3] and positions[3 + 15] == [3, 6, 6]  # base view corners
+    first_newline, last_newline = 3 + 16 + 8, 3 + 16 + 8 * 9 - 1
+    assert positions[first_newline] == [7, 7, 15] and positions[last_newline] == [7, 14, 15]
+    assert positions[3 + 16 + 72] == [16, 16, 16]
+    mmrope_hf.patch_model(model, "spatial-reset")
+    positions = generation_positions(model, inputs)[1:4, 0].T.tolist()
+    assert positions[first_newline] == [7, 0, 8] and positions[3 + 16 + 72] == [16, 16, 16]
+
+
+def test_llava_full_strategy_places_cls_like_a_text_token():
+    model = mmrope_hf.patch_model(tiny_llava("llava", vision_feature_select_strategy="full"), "mrope")
+    inputs = inputs_for("llava", [[3, ("image", 60, 80), 2]], vision_feature_select_strategy="full")
+    assert int((inputs["input_ids"] == IMAGE_TOKEN).sum()) == 17
+    expected, _ = rope_reference.positions([("text", 4), BASE, ("text", 2)], "mrope")
+    assert [tuple(p) for p in generation_positions(model, inputs)[1:4, 0].T.tolist()] == expected
+    logits(model, inputs)  # the model packs CLS + grid into the same 17 slots
+
+
+@pytest.mark.parametrize("family, aspect_ratio", [("llava_next", None), ("llava_onevision", "anyres_max_4"),
+                                                  ("llava_onevision", "anyres_max_9")])
+def test_layout_matches_the_processor_and_the_model_packing(family, aspect_ratio):
+    overrides = {"vision_aspect_ratio": aspect_ratio} if aspect_ratio else {}
+    model = tiny_llava(family, **overrides)
+    geometry = LlavaGeometry.of(family, model.model)
+    sizes = [(h, w) for h in (20, 56, 60, 100, 113, 168, 300) for w in (30, 56, 112, 150, 400)]
+    counts = llava_placeholder_counts(family, [[("image", h, w)] for h, w in sizes], **overrides)
+    strategy = model.config.vision_feature_select_strategy
+    assert [geometry.image(0, size, strategy).num_tokens for size in sizes] == [c[0] for c in counts]
+    if aspect_ratio != "anyres_max_9":  # the packing itself, for a few sizes (downsampled or not, cropped, square)
+        inputs = build_llava_inputs(family, [[("image", 300, 400)], [("image", 20, 150)], [("image", 56, 56)]])
+        with torch.no_grad():
+            packed = model.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"]).pooler_output
+        assert [len(p) for p in packed] == [geometry.image(0, s, strategy).num_tokens
+                                            for s in ((300, 400), (20, 150), (56, 56))]
+
+
+# -- decoding and generation ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme, options", SCHEDULES)
+def test_prefill_then_cached_decoding_equals_full_forward(family, model, scheme, options):
+    mmrope_hf.patch_model(model, scheme, **options)
+    inputs = inputs_for(family)
+    full = logits(model, inputs)
+    positions = generation_positions(model, inputs)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    prefill = ids.shape[1] - 2  # the last two tokens of both rows are text
+    with torch.no_grad():
+        out = model(**{**inputs, "input_ids": ids[:, :prefill], "attention_mask": mask[:, :prefill]},
+                    position_ids=positions[..., :prefill], use_cache=True)
+        real = mask[:, :prefill].bool()
+        torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=ATOL, rtol=0)
+        cache = out.past_key_values
+        for i in range(prefill, ids.shape[1]):
+            step = model(input_ids=ids[:, i : i + 1], attention_mask=mask[:, : i + 1],
+                         position_ids=positions[..., i : i + 1], past_key_values=cache, use_cache=True)
+            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
+            cache = step.past_key_values
+
+
+@pytest.mark.parametrize("scheme, options", SCHEDULES)
+def test_decoding_without_position_ids_continues_from_the_prompt(family, model, scheme, options):
+    """Manual decoding with only a mask and the cache: the unpadded index + the prompt's rope_deltas per set."""
+    mmrope_hf.patch_model(model, scheme, **options)
+    inputs = inputs_for(family)
+    full = logits(model, inputs)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    prefill = ids.shape[1] - 2
+    with torch.no_grad():
+        out = model(**{**inputs, "input_ids": ids[:, :prefill], "attention_mask": mask[:, :prefill]}, use_cache=True)
+        cache = out.past_key_values
+        for i in range(prefill, ids.shape[1]):
+            step = model(input_ids=ids[:, i : i + 1], attention_mask=mask[:, : i + 1], past_key_values=cache,
+                         use_cache=True)
+            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
+            cache = step.past_key_values
+
+
+@pytest.mark.parametrize("scheme, options", SCHEDULES)
+def test_generate_equals_teacher_forced_forward(family, model, scheme, options):
+    mmrope_hf.patch_model(model, scheme, **options)
+    inputs = inputs_for(family)
+    out = generate(model, inputs)
+    length, new = inputs["input_ids"].shape[1], out.sequences.shape[1] - inputs["input_ids"].shape[1]
+    forced = dict(inputs, input_ids=out.sequences,
+                  attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, new, dtype=torch.long)], 1))
+    full = logits(model, forced)
+    for i, step_logits in enumerate(out.logits):
+        torch.testing.assert_close(step_logits, full[:, length - 1 + i], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_batched_left_padded_generate_equals_one_by_one(family, model, scheme):
+    mmrope_hf.patch_model(model, scheme)
+    rows = [*PROMPTS[family], [8]]
+    singles = [inputs_for(family, [row], seed=b) for b, row in enumerate(rows)]
+    batched = generate(model, left_pad(singles))
+    for b, inputs in enumerate(singles):
+        single = generate(model, inputs)
+        assert torch.equal(batched.sequences[b, -len(batched.logits):], single.sequences[0, -len(single.logits):])
+        for step_batched, step_single in zip(batched.logits, single.logits):
+            torch.testing.assert_close(step_batched[b], step_single[0], atol=1e-4, rtol=0)
+
+
+def test_second_generate_starts_fresh(family):
+    first = inputs_for(family, seed=1)
+    second = inputs_for(family, [[4, ("image", 112, 56), 3]], seed=2)
+    used = mmrope_hf.patch_model(tiny_llava(family), "mrope-i")
+    generate(used, first)
+    generate(used, inputs_for(family, [[6]]))  # a text-only prompt in between
+    again = generate(used, second)
+    fresh = generate(mmrope_hf.patch_model(tiny_llava(family), "mrope-i"), second)
+    assert torch.equal(again.sequences, fresh.sequences)
+
+
+def test_static_cache_and_continuing_from_a_cache():
+    """generate with a static cache equals the dynamic one; a second turn continued from the first turn's cache (no
+    pixels passed again) equals generating the whole conversation from scratch."""
+    model = mmrope_hf.patch_model(tiny_llava("llava_next"), "mrope-i")
+    inputs = inputs_for("llava_next")
+    first = generate(model, inputs, 3)
+    static = model.generate(**inputs, max_new_tokens=3, do_sample=False, cache_implementation="static",
+                            suppress_tokens=SUPPRESS)
+    assert torch.equal(static, first.sequences)
+    turn = torch.randint(2, 200, (2, 2), generator=torch.Generator().manual_seed(3))
+    ids = torch.cat([first.sequences, turn], 1)
+    mask = torch.cat([inputs["attention_mask"], torch.ones_like(ids[:, inputs["input_ids"].shape[1]:])], 1)
+    continued = model.generate(input_ids=ids, attention_mask=mask, past_key_values=first.past_key_values,
+                               max_new_tokens=3, do_sample=False, output_logits=True, return_dict_in_generate=True,
+                               suppress_tokens=SUPPRESS)
+    fresh = generate(model, dict(inputs, input_ids=ids, attention_mask=mask), 3)
+    assert torch.equal(continued.sequences, fresh.sequences)
+    for a, b in zip(continued.logits, fresh.logits):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+# -- errors, processors, other language models, training -----------------------------------------------------------
+
+
+def test_placeholder_mismatch_fails_with_a_clear_error(family, model):
+    mmrope_hf.patch_model(model, "mrope-i")
+    one, two = inputs_for(family, [[3, ("image", 112, 112), 2]]), inputs_for(family, [[3, ("image", 112, 112), 2]] * 2)
+    keep = torch.ones(one["input_ids"].shape[1], dtype=torch.bool)
+    keep[3] = False  # one placeholder token fewer than the image's features
+    short = dict(one, input_ids=one["input_ids"][:, keep], attention_mask=one["attention_mask"][:, keep])
+    for call in (lambda: model(**short), lambda: generate(model, short)):
+        with pytest.raises(ValueError, match=r"image 0 .*needs \d+ image placeholder tokens, but row 0 has a run of \d+"):
+            call()
+    extra = {**two, "input_ids": one["input_ids"], "attention_mask": one["attention_mask"]}  # two images, one slot
+    with pytest.raises(ValueError, match=r"2 image\(s\) were given but the image placeholder tokens hold only 1"):
+        model(**extra)
+    if family != "llava":
+        with pytest.raises(ValueError, match="needs image_sizes"):
+            model(**dict(one, image_sizes=None))
+
+
+def test_a_tile_that_is_not_a_patch_grid_fails_clearly():
+    """NeXT with a CLIP tower and the "full" strategy keeps the CLS feature in every tile: no grid to lay out (the
+    stock model cannot pack it either)."""
+    model = mmrope_hf.patch_model(tiny_llava("llava_next"), "mrope")
+    inputs = inputs_for("llava_next", [[3, ("image", 112, 112), 2]])
+    with pytest.raises(ValueError, match=r"strategy='full' a tile gives 17 features, not the 4x4 patch grid"):
+        model(**inputs, vision_feature_select_strategy="full")
+
+
+def test_offline_processor_output_runs_patched(family):
+    """The family's processor (PIL image processor, offline tokenizer) lays out exactly what the adapter expects."""
+    processor = offline_llava_processor(family)
+    images = [[synthetic_image(120, 60, seed=1)], [synthetic_image(40, 100, seed=2), synthetic_image(150, 300, seed=3)]]
+    text = ["describe this <|image_pad|> image", "what is in <|image_pad|> the <|image_pad|> image"]
+    if family != "llava_onevision":
+        images = [image for row in images for image in row]
+    inputs = dict(processor(images=images, text=text, padding=True, return_tensors="pt"))
+    model = mmrope_hf.patch_model(tiny_llava(family), "mrope-i")
+    stock = logits(tiny_llava(family), inputs)
+    assert (logits(model, inputs) - stock).abs().max() > 1e-3
+    out = generate(model, inputs, 3)
+    forced = dict(inputs, input_ids=out.sequences,
+                  attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, 3, dtype=torch.long)], 1))
+    torch.testing.assert_close(out.logits[-1], logits(model, forced)[:, -2], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("family, text_model", [("llava", "qwen2"), ("llava_onevision", "mistral")])
+def test_other_language_models_inside(family, text_model):
+    model = tiny_llava(family, text_model=text_model)
+    text, images = inputs_for(family, [[7]]), inputs_for(family)
+    stock_text, stock_images = logits(model, text), logits(model, images)
+    mmrope_hf.patch_model(model, "mhrope")
+    assert torch.equal(logits(model, text), stock_text)
+    assert (logits(model, images) - stock_images).abs().max() > 1e-3
+    out = generate(model, images)
+    forced = dict(images, input_ids=out.sequences, attention_mask=torch.cat(
+        [images["attention_mask"], torch.ones(2, out.sequences.shape[1] - images["input_ids"].shape[1], dtype=torch.long)], 1))
+    torch.testing.assert_close(out.logits[-1], logits(model, forced)[:, -2], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("checkpointing", ["non-reentrant", "reentrant"])
+def test_backward_with_and_without_gradient_checkpointing(checkpointing):
+    inputs = inputs_for("llava_next")
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    results = []
+    for enabled in (False, True):
+        model = mmrope_hf.patch_model(tiny_llava("llava_next"), "circle").train()  # two position sets
+        if enabled:
+            model.activation_checkpointing_enable({"use_reentrant": checkpointing == "reentrant"})
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        results.append((loss.item(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    (loss, grads), (loss_ckpt, grads_ckpt) = results
+    assert loss == pytest.approx(loss_ckpt, abs=1e-6) and grads.keys() == grads_ckpt.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ckpt[name], atol=1e-5, rtol=0)
