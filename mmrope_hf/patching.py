@@ -240,6 +240,40 @@ def _layer_set_hook(index: int, module: nn.Module, args: tuple, kwargs: dict):
     return None
 
 
+def _install_packed_relay(text_model: nn.Module, rotary: nn.Module, num_sets: int, undo: UndoLog) -> None:
+    """K > 1 position sets keep transformers' 4-row packing contract.
+
+    The Qwen-VL text models split off a text row (attention masks, packed-sequence and flash-attention varlen
+    boundaries) only from a ``(4, B, L)`` tensor. A ``(3K + 1, B, L)`` tensor (text row + K sets, as the
+    collator and ``generate`` pass it) goes on to the text model as ``[text row; set 0]`` (4 rows), and the
+    rotary gets the K sets back from a pre-hook, within the same forward.
+    """
+    relay: list[torch.Tensor] = []
+
+    def text_model_pre_hook(module: nn.Module, args: tuple, kwargs: dict):
+        positions = kwargs.get("position_ids")
+        relay.clear()
+        if isinstance(positions, torch.Tensor) and positions.ndim == 3 and positions.shape[0] == 3 * num_sets + 1:
+            relay.append(positions[1:])
+            kwargs["position_ids"] = positions[:4]
+            return args, kwargs
+        return None
+
+    def rotary_pre_hook(module: nn.Module, args: tuple, kwargs: dict):
+        if not relay:
+            return None
+        sets = relay.pop()
+        if len(args) >= 2 and args[1].shape[1:] == sets.shape[1:]:
+            return (args[0], sets, *args[2:]), kwargs
+        if "position_ids" in kwargs and kwargs["position_ids"].shape[1:] == sets.shape[1:]:
+            return args, {**kwargs, "position_ids": sets}
+        return None
+
+    undo.add_hook(text_model.register_forward_pre_hook(text_model_pre_hook, with_kwargs=True))
+    undo.add_hook(text_model.register_forward_hook(lambda *_: relay.clear(), always_call=True))
+    undo.add_hook(rotary.register_forward_pre_hook(rotary_pre_hook, with_kwargs=True))
+
+
 def _install_rope_index(state: PatchState, undo: UndoLog) -> None:
     """Qwen-VL position plumbing: ``get_rope_index``, the input checks, generation and multi-set decoding."""
     handles, owner = state.handles, state.handles.rope_owner
@@ -300,6 +334,8 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     if schedule.num_sets > 1:
         for layer, index in zip(handles.layers, schedule.layer_sets):
             undo.add_hook(layer.register_forward_pre_hook(partial(_layer_set_hook, index), with_kwargs=True))
+        if handles.install is None:  # Qwen-VL: keep the (4, B, L) text-row contract (packed rows, varlen)
+            _install_packed_relay(handles.rotary_parent, handles.rotary, schedule.num_sets, undo)
     undo.set_attr(model.config, "mmrope", config.to_dict())
     return model
 

@@ -7,6 +7,10 @@ import torch
 
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
+# The models are tiny: one thread avoids the thread pool's start-up and contention costs (several times faster
+# on the 2-core CI machine); the benchmarks, not the tests, measure speed.
+torch.set_num_threads(1)
+
 SCHEMES = ("mrope", "mrope-i", "mhrope", "spatial-reset", "vanilla", "circle")
 
 # Rows of build_inputs items: n text tokens, or (kind, t, h, w) grids in patches before the 2x2 merge.

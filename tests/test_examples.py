@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,36 @@ def test_ptd_example_shows_circle_at_zero():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "ptd.py")], capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert "hard (1D, one row)         2.2222" in out and "circle (t, h, w)           0.0000" in out
+
+
+@pytest.mark.parametrize("example, expected", [
+    ("load_checkpoint.py", "logits identical to the saved model: True"),
+    ("finetune.py", "(down)"),
+    ("compare_schemes.py", "circle "),
+])
+def test_examples_run(example, expected):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / example)], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert expected in out
+
+
+def test_inspect_prints_the_table_and_draws(tmp_path):
+    png = tmp_path / "schemes.png"
+    out = subprocess.run(
+        [sys.executable, "-m", "mmrope_hf", "inspect", "--text", "3", "--image", "1x8x8", "--text", "2",
+         "--scheme", "mrope-i", "--scheme", "mhrope", "--scheme", "circle", "--png", str(png)],
+        capture_output=True, text=True, check=True, timeout=120).stdout
+    assert "(5.085, 8.794, -4.879)" in out and "(3, 2, 1)" in out  # circle's and spatial-reset's worked examples
+    assert "mhrope: multi-head: KV heads tthhhwww" in out
+    assert png.stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, "-m", "mmrope_hf", "inspect", "--image", "1x7x8"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "even H and W" in bad.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["schemes"], ["resolve"], ["apply"], ["show"], ["inspect"]])
+def test_every_command_has_useful_help(command):
+    out = subprocess.run([sys.executable, "-m", "mmrope_hf", *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "usage: mmrope" in out.stdout
 
 
 def test_ci_runs_the_readme_test_command():

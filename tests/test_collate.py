@@ -1,0 +1,153 @@
+"""The collator: positions equal the patched model's own per sample; packed rows give the logits of each sample alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mmrope_hf
+from mmrope_hf.collate import IGNORE_INDEX, MMRopeCollator, sample_boundaries
+from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
+
+PAPER = ("mrope-i-paper", "mhrope-paper", "circle-age")  # sections for head_dim 128 / 8 KV heads
+SAMPLE_ROWS = [
+    [3, ("image", 1, 4, 4), 2],
+    [5, ("image", 1, 4, 6), 4, ("image", 1, 6, 4), 1],
+    [6],
+    [2, ("video", 2, 4, 4), 3],
+]
+KEYS = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask", "second_per_grid_ts")
+
+
+def samples_for(family: str, rows=SAMPLE_ROWS) -> list[dict]:
+    return [build_inputs(family, [row], seed=i) for i, row in enumerate(rows)]
+
+
+def own_positions(model, inputs: dict) -> torch.Tensor:
+    return model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in KEYS if k in inputs})[0]
+
+
+def model_for(family: str, scheme: str, **overrides):
+    if scheme in PAPER:
+        if not family.startswith("qwen3"):
+            pytest.skip(f"{scheme} needs head_dim 128: only the Qwen3-VL tiny configs take a head_dim override")
+        overrides.update(head_dim=128, num_key_value_heads=8)
+    return mmrope_hf.patch_model(tiny_model(family, **overrides), scheme)
+
+
+@pytest.mark.parametrize("scheme", mmrope_hf.available_schemes())
+def test_positions_equal_model_positions_per_sample(family, scheme):
+    model = model_for(family, scheme)
+    samples = samples_for(family)
+    packed = MMRopeCollator(model, "packed", max_length=10_000)(samples)
+    assert packed["position_ids"].shape[1] == 1
+    owner = torch.tensor([i for i, s in enumerate(samples) for _ in range(s["input_ids"].shape[1])])
+    assert torch.equal(sample_boundaries(packed["position_ids"])[0], owner)
+    start = 0
+    for sample in samples:
+        n = sample["input_ids"].shape[1]
+        expected = own_positions(model, sample)[:, 0]
+        got = packed["position_ids"][1:, 0, start : start + n]
+        torch.testing.assert_close(got, expected.to(got.dtype), atol=0, rtol=0)
+        assert torch.equal(packed["position_ids"][0, 0, start : start + n], torch.arange(n, dtype=got.dtype))
+        start += n
+    for side in ("left", "right"):  # padded batches: the model's positions for the same padded batch
+        batch = MMRopeCollator(model, "padded", padding_side=side)(samples)
+        expected = own_positions(model, batch)
+        torch.testing.assert_close(batch["position_ids"][1:], expected.to(batch["position_ids"].dtype), atol=0, rtol=0)
+        real = batch["attention_mask"].bool()
+        assert (batch["labels"][~real] == IGNORE_INDEX).all()
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("scheme", ["mrope-i", "circle", "ilrope"])
+def test_scheme_collator_equals_model_collator(family, scheme):
+    model = mmrope_hf.patch_model(tiny_model(family), scheme)
+    samples = samples_for(family)
+    extra = dict(tokens_per_second=2) if family == "qwen2_5_vl" else dict(split_video_frames=True)
+    for mode in ("padded", "packed"):
+        a = MMRopeCollator(model, mode)(samples)["position_ids"]
+        b = MMRopeCollator(scheme, mode, num_layers=2, **extra)(samples)["position_ids"]
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+PACKED_CASES = [
+    pytest.param("mrope-i", {}, id="mrope-i"),
+    pytest.param("circle", {"layers": "alternate"}, id="circle-alternate"),
+    pytest.param("mhrope", {}, id="mhrope"),
+]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("scheme, options", PACKED_CASES)
+def test_packed_logits_equal_each_sample_alone(family, attn, scheme, options):
+    model = mmrope_hf.patch_model(tiny_model(family, attn_implementation=attn), scheme, **options)
+    samples = samples_for(family)
+    lengths = [s["input_ids"].shape[1] for s in samples]
+    # two packed rows (the second padded on the right), so row packing and trailing padding are both exercised
+    batch = MMRopeCollator(model, "packed", max_length=lengths[0] + lengths[1] + 1)(samples)
+    assert batch["position_ids"].shape[:2] == (3 * model.model._mmrope.schedule.num_sets + 1, 2)
+    assert "attention_mask" not in batch
+    with torch.no_grad():
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        placement = [(0, 0), (0, lengths[0]), (1, 0), (1, lengths[2])]
+        for sample, (row, start) in zip(samples, placement):
+            alone = model(**sample).logits[0]
+            got = packed[row, start : start + alone.shape[0]]
+            assert (got - alone).abs().max().item() <= 1e-5
+
+
+def test_packed_loss_is_the_token_weighted_mean_of_sample_losses():
+    model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl", attn_implementation="sdpa"), "circle")
+    samples = samples_for("qwen2_5_vl")
+    collator = MMRopeCollator(model, "packed", max_length=10_000)
+    batch = collator(samples)
+    starts = torch.tensor([0] + [s["input_ids"].shape[1] for s in samples]).cumsum(0)[:-1]
+    assert (batch["labels"][0, starts] == IGNORE_INDEX).all()
+    assert (batch["labels"][batch["mm_token_type_ids"] != 0] == IGNORE_INDEX).all()
+    with torch.no_grad():
+        packed = model(**batch).loss
+        total, count = 0.0, 0
+        for sample in samples:
+            single = collator([sample])
+            n = int((single["labels"][0, 1:] != IGNORE_INDEX).sum())
+            total, count = total + model(**single).loss * n, count + n
+    torch.testing.assert_close(packed, total / count, atol=1e-6, rtol=0)
+
+
+def test_image_split_across_the_row_boundary_fails_clearly():
+    samples = samples_for("qwen2_5_vl", [[3, ("image", 1, 4, 4), 2], [2, ("image", 1, 8, 8), 2]])
+    collator = MMRopeCollator("mrope-i", "packed", max_length=12, truncate=True)
+    with pytest.raises(ValueError, match="would split an image"):
+        collator(samples)
+    with pytest.raises(ValueError, match="more than max_length"):  # a cut in text, without truncate=True
+        MMRopeCollator("mrope-i", "packed", max_length=10)(samples_for("qwen2_5_vl", [[3, ("image", 1, 4, 4), 2]]))
+
+
+def test_mismatched_grids_fail_clearly():
+    sample = build_inputs("qwen2_5_vl", [[3, ("image", 1, 4, 4), 2]])
+    for mode in ("padded", "packed"):
+        with pytest.raises(ValueError, match=r"sample 1: 4 image placeholder tokens but image_grid_thw \[\[1, 4, 6\]\]"):
+            MMRopeCollator("mrope-i", mode)([sample, {**sample, "image_grid_thw": torch.tensor([[1, 4, 6]])}])
+    with pytest.raises(ValueError, match="pixel_values has 14 rows"):
+        MMRopeCollator("mrope-i")([{**sample, "pixel_values": sample["pixel_values"][:-2]}])
+    with pytest.raises(ValueError, match="no mm_token_type_ids"):
+        MMRopeCollator("mrope-i")([{k: v for k, v in sample.items() if k != "mm_token_type_ids"}])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_multi_set_relay_keeps_the_text_row_and_unpatches(family):
+    """K > 1: the text model sees 4 rows (text + set 0); the rotary still gets every set; unpatch removes it."""
+    model = mmrope_hf.patch_model(tiny_model(family, attn_implementation="sdpa"), "circle")
+    text_model = model.model.language_model
+    seen = {}
+    handle = text_model.register_forward_pre_hook(
+        lambda m, a, kw: seen.update(rows=kw["position_ids"].shape[0]), with_kwargs=True)
+    batch = MMRopeCollator(model, "packed", max_length=10_000)(samples_for(family)[:2])
+    with torch.no_grad():
+        model(**{k: v for k, v in batch.items() if k != "labels"})
+    handle.remove()
+    assert seen["rows"] == 4
+    mmrope_hf.unpatch_model(model)
+    assert not text_model._forward_pre_hooks and not text_model._forward_hooks
