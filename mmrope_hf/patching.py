@@ -87,6 +87,13 @@ class PatchState:
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(dict(self.config.options).get("seed", 0))
 
+    def __deepcopy__(self, memo: dict) -> PatchState:
+        # The undo log and hooks point at this model's modules; a copy would unpatch (or read) the original.
+        raise TypeError(
+            f"copy.deepcopy of a model patched with {self.config.scheme!r} is not supported: unpatch_model(model), "
+            f"copy it, then patch_model both copies (model.config.mmrope holds the scheme)"
+        )
+
     def position_options(self):
         """The options the designs read, with the model's training mode and this patch's generator."""
         return replace(position_options(self.config), training=self.handles.rope_owner.training, generator=self.generator)

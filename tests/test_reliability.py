@@ -74,6 +74,18 @@ def test_hygiene_to_half_compile_and_config_pickle():
         assert torch.equal(got, want)
 
 
+def test_deepcopy_of_a_patched_model_fails_clearly_and_works_after_unpatch():
+    model = mmrope_hf.patch_model(tiny_model("qwen2_vl"), "circle")
+    with pytest.raises(TypeError, match="deepcopy of a model patched with 'circle' is not supported: unpatch_model"):
+        copy.deepcopy(model)
+    scheme = model.config.mmrope
+    clone = copy.deepcopy(mmrope_hf.unpatch_model(model))
+    for m in (model, clone):
+        mmrope_hf.patch_model(m, scheme)
+    inputs = inputs_for("qwen2_vl", "images")
+    assert torch.equal(logits(model, inputs), logits(clone, inputs))
+
+
 def test_unpatch_after_generate_restores_stock_outputs():
     family = "qwen3_vl"
     inputs = inputs_for(family, "left_padded")
