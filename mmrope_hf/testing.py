@@ -97,8 +97,12 @@ def tiny_config(family: str, **text_overrides) -> transformers.PreTrainedConfig:
 
 def tiny_model(family: str, seed: int = 0, attn_implementation: str = "eager", **text_overrides):
     """Seeded float32 ``...ForConditionalGeneration`` in eval mode, set up for offline greedy generate."""
-    model_cls = getattr(transformers, _spec(family)[1])
-    config = tiny_config(family, **text_overrides)
+    return _seeded(getattr(transformers, _spec(family)[1]), tiny_config(family, **text_overrides), seed,
+                   attn_implementation)
+
+
+def _seeded(model_cls, config, seed: int, attn_implementation: str):
+    """``model_cls`` built from ``config`` under ``seed`` (global RNG untouched), eval mode, greedy offline."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_cls._from_config(config, attn_implementation=attn_implementation, dtype=torch.float32)
@@ -264,14 +268,8 @@ def tiny_llava_config(family: str, text_model: str | None = None, **overrides) -
 def tiny_llava(family: str, seed: int = 0, attn_implementation: str = "eager", text_model: str | None = None,
                **overrides):
     """Seeded float32 ``Llava...ForConditionalGeneration`` in eval mode, set up for offline greedy generate."""
-    model_cls = getattr(transformers, _llava_spec(family)[1])
-    config = tiny_llava_config(family, text_model, **overrides)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_cls._from_config(config, attn_implementation=attn_implementation, dtype=torch.float32)
-    gen = model.generation_config
-    gen.pad_token_id, gen.eos_token_id, gen.bos_token_id, gen.do_sample = PAD, EOS, BOS, False
-    return model.eval()
+    return _seeded(getattr(transformers, _llava_spec(family)[1]), tiny_llava_config(family, text_model, **overrides),
+                   seed, attn_implementation)
 
 
 def offline_llava_processor(family: str, vision_feature_select_strategy: str | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -11,6 +10,8 @@ from torch import nn
 
 from mmrope_hf.adapters import ADAPTERS, ModelHandles
 from mmrope_hf.compat import missing_attribute
+
+from ._locate import generation_owner, text_stack
 
 ROPE_INDEX_ARGS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
 
@@ -46,22 +47,10 @@ class QwenVLAdapter:
         text = getattr(owner, "language_model", None)
         if text is None:
             raise missing_attribute("language_model", owner)
-        rotary = getattr(text, "rotary_emb", None)
-        for name in ("inv_freq", "attention_scaling", "rope_type", "recomposition_frequencies"):
-            if not hasattr(rotary, name):
-                raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
-        layers = getattr(text, "layers", None)
-        if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "self_attn"):
-            raise missing_attribute("language_model.layers[i].self_attn", owner)
-        modeling = sys.modules[type(layers[0].self_attn).__module__]
-        if not callable(getattr(modeling, "apply_rotary_pos_emb", None)):
-            raise missing_attribute(f"apply_rotary_pos_emb in {modeling.__name__}", owner)
+        rotary, layers, modeling = text_stack(owner, text, ("recomposition_frequencies",))
         vision = getattr(owner.config, "vision_config", None)
         if not hasattr(vision, "spatial_merge_size"):
             raise missing_attribute("config.vision_config.spatial_merge_size", owner)
-        generation_owner = model if model is not owner else None
-        if generation_owner is not None and not hasattr(model, "_prepare_position_ids_for_generation"):
-            raise missing_attribute("_prepare_position_ids_for_generation", model)
         section = text.config.rope_parameters.get("mrope_section") or self.default_section
         return ModelHandles(
             rope_owner=owner,
@@ -71,7 +60,7 @@ class QwenVLAdapter:
             layers=layers,
             num_kv_heads=text.config.num_key_value_heads,
             rotary_apply=(modeling, "apply_rotary_pos_emb"),
-            generation_owner=generation_owner,
+            generation_owner=generation_owner(model, owner),
             native_frequency=self.native_frequency,
             native_section=tuple(section),
             spatial_merge_size=vision.spatial_merge_size,

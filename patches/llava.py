@@ -28,7 +28,6 @@ P = head_dim / 2: [24, 20, 20] at head_dim 128, [6, 5, 5] at head_dim 32; see :m
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -41,6 +40,7 @@ from mmrope_hf.allocation import ALLOCATIONS
 from mmrope_hf.compat import missing_attribute
 
 from ._llava_layout import LlavaGeometry
+from ._locate import generation_owner, text_stack
 
 NATIVE_FREQUENCY = "interleaved"
 ONE_DIMENSIONAL = "vanilla"  # the position design that equals the model's own 1D positions
@@ -63,19 +63,8 @@ class LlavaAdapter:
             if not isinstance(getattr(owner, name, None), nn.Module):
                 raise missing_attribute(f"{name} (on the model or model.model)", model)
         text = owner.language_model
-        rotary = getattr(text, "rotary_emb", None)
-        for name in ("inv_freq", "attention_scaling", "rope_type"):
-            if not hasattr(rotary, name):
-                raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
-        layers = getattr(text, "layers", None)
-        if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "self_attn"):
-            raise missing_attribute("language_model.layers[i].self_attn", owner)
-        modeling = sys.modules[type(layers[0].self_attn).__module__]
-        if not callable(getattr(modeling, "apply_rotary_pos_emb", None)):
-            raise missing_attribute(f"apply_rotary_pos_emb in {modeling.__name__}", owner)
-        generation_owner = model if model is not owner else None
-        if generation_owner is not None and not hasattr(model, "_prepare_position_ids_for_generation"):
-            raise missing_attribute("_prepare_position_ids_for_generation", model)
+        rotary, layers, modeling = text_stack(owner, text, ())
+        outer = generation_owner(model, owner)
         geometry = LlavaGeometry.of(self.family, owner)
         num_pairs = rotary.inv_freq.shape[-1]
         return ModelHandles(
@@ -86,13 +75,13 @@ class LlavaAdapter:
             layers=layers,
             num_kv_heads=text.config.num_key_value_heads,
             rotary_apply=(modeling, "apply_rotary_pos_emb"),
-            generation_owner=generation_owner,
+            generation_owner=outer,
             native_frequency=NATIVE_FREQUENCY,
             native_section=ALLOCATIONS.get(NATIVE_FREQUENCY).default_section(num_pairs),
             spatial_merge_size=1,
             split_video_frames=False,
             video_intervals=_no_grids,
-            install=partial(install, geometry, owner, text, generation_owner),
+            install=partial(install, geometry, owner, text, outer),
         )
 
 

@@ -1,0 +1,34 @@
+"""Lookups every adapter makes: the text decoder's rotary, layers and attention module, checked to exist."""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+
+from torch import nn
+
+from mmrope_hf.compat import missing_attribute
+
+
+def text_stack(owner: nn.Module, text: nn.Module, rotary_attrs: tuple[str, ...]) -> tuple[nn.Module, nn.ModuleList, ModuleType]:
+    """(``text.rotary_emb``, ``text.layers``, the modeling module of their attention) or a version error."""
+    rotary = getattr(text, "rotary_emb", None)
+    for name in ("inv_freq", "attention_scaling", "rope_type", *rotary_attrs):
+        if not hasattr(rotary, name):
+            raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
+    layers = getattr(text, "layers", None)
+    if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "self_attn"):
+        raise missing_attribute("language_model.layers[i].self_attn", owner)
+    modeling = sys.modules[type(layers[0].self_attn).__module__]
+    if not callable(getattr(modeling, "apply_rotary_pos_emb", None)):
+        raise missing_attribute(f"apply_rotary_pos_emb in {modeling.__name__}", owner)
+    return rotary, layers, modeling
+
+
+def generation_owner(model: nn.Module, owner: nn.Module) -> nn.Module | None:
+    """The outer model whose ``_prepare_position_ids_for_generation`` generate calls, when one was passed."""
+    if model is owner:
+        return None
+    if not hasattr(model, "_prepare_position_ids_for_generation"):
+        raise missing_attribute("_prepare_position_ids_for_generation", model)
+    return model
