@@ -113,5 +113,6 @@ def test_fsdp2_gradients_equal_single_process():
     """FSDP2 (``fully_shard``) with gloo on CPU: the patch lives on submodules FSDP keeps, so it survives."""
     result = run_world("mrope-i", {}, fsdp=True)
     expected = single_process_grads("mrope-i", {})
+    assert result["grads"].keys() == expected.keys() and expected
     for name, grad in expected.items():
         torch.testing.assert_close(result["grads"][name], grad, atol=1e-6, rtol=0, msg=name)
