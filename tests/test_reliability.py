@@ -148,3 +148,30 @@ def test_fuzzed_invariants(rows):
                 single_image = [item for item in rows[b] if not isinstance(item, int)][:1]
                 if len([i for i in rows[b] if not isinstance(i, int)]) == 1 and single_image[0][0] == "image":
                     assert ptd(positions[:, b], visual, text[b]) < 1e-4
+
+
+def test_training_forward_after_generate_with_another_batch_size():
+    """transformers#44873: rope_deltas of a batch-N generate must not leak into a batch-M training forward."""
+    family = "qwen2_5_vl"
+    used = mmrope_hf.patch_model(tiny_model(family), "circle")
+    used.generate(**inputs_for(family, "left_padded"), max_new_tokens=2, do_sample=False)
+    single = inputs_for(family, "images")
+    fresh = mmrope_hf.patch_model(tiny_model(family), "circle")
+    labels = single["input_ids"]
+    assert torch.equal(used(**single, labels=labels).loss, fresh(**single, labels=labels).loss)
+
+
+@pytest.mark.parametrize("scheme", ["mrope", "mrope-i", "circle"])
+def test_generate_keeps_the_video_timing(scheme):
+    """transformers#41152: generate must pass second_per_grid_ts to the positions, as the forward does."""
+    family = "qwen2_5_vl"
+    model = mmrope_hf.patch_model(tiny_model(family), scheme)
+    inputs = inputs_for(family, "video", second_per_grid_ts=[0.75])
+    out = model.generate(**inputs, max_new_tokens=3, do_sample=False, output_logits=True, return_dict_in_generate=True)
+    length, new = inputs["input_ids"].shape[1], len(out.logits)
+    forced = dict(inputs, input_ids=out.sequences,
+                  attention_mask=torch.ones_like(out.sequences),
+                  mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, new, dtype=torch.long)], 1))
+    full = logits(model, forced)
+    for i, step in enumerate(out.logits):
+        torch.testing.assert_close(step, full[:, length - 1 + i], atol=1e-5, rtol=0)
