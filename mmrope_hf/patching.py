@@ -348,7 +348,13 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
 
 
 def unpatch_model(model: nn.Module) -> nn.Module:
-    """Restore the stock behaviour of a patched model (a no-op on an unpatched one) and return it."""
+    """Restore the stock behaviour of a patched model (a no-op on an unpatched one) and return it.
+
+    >>> from mmrope_hf.testing import tiny_model
+    >>> model = patch_model(tiny_model("qwen2_vl"), "mrope-i")
+    >>> is_patched(unpatch_model(model)), hasattr(model.config, "mmrope")
+    (False, False)
+    """
     state = _find_state(model)
     if state is not None:
         state.undo.undo()
@@ -356,11 +362,22 @@ def unpatch_model(model: nn.Module) -> nn.Module:
 
 
 def is_patched(model: nn.Module) -> bool:
-    """Whether ``patch_model`` installed a scheme on ``model``."""
+    """Whether ``patch_model`` installed a scheme on ``model``.
+
+    >>> from mmrope_hf.testing import tiny_model
+    >>> is_patched(tiny_model("qwen2_vl")), is_patched(patch_model(tiny_model("qwen2_vl"), "vanilla"))
+    (False, True)
+    """
     return _find_state(model) is not None
 
 
 def patch_info(model: nn.Module) -> dict[str, Any] | None:
-    """The active scheme: its name, resolved options and what they became on this model; ``None`` if unpatched."""
+    """The active scheme: its name, resolved options and what they became on this model; ``None`` if unpatched.
+
+    >>> from mmrope_hf.testing import tiny_model
+    >>> info = patch_info(patch_model(tiny_model("qwen2_5_vl"), "mhrope"))
+    >>> info["resolved_frequency"], info["resolved_mrope_section"]  # 4 KV heads: [2, 1, 1]
+    ('multi-head', [2, 1, 1])
+    """
     state = _find_state(model)
     return None if state is None else state.info()
