@@ -6,15 +6,16 @@ one step they must equal the gradients of one process on the whole batch with th
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import mmrope_hf
 from mmrope_hf.collate import MMRopeCollator
@@ -90,10 +91,13 @@ def free_port() -> int:
 
 
 def run_world(scheme: str, options: dict, fsdp: bool = False) -> dict:
+    """Rank 0's results of ``tests/ddp_job.py``, run in a fresh interpreter with a time limit."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "rank0.pt")
-        mp.start_processes(_worker, args=(WORLD, free_port(), out, scheme, options, fsdp), nprocs=WORLD,
-                           start_method="spawn", join=True)
+        job = [sys.executable, os.path.join(os.path.dirname(__file__), "ddp_job.py"), scheme, json.dumps(options),
+               "1" if fsdp else "0", out]
+        result = subprocess.run(job, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"the 2-process job failed:\n{result.stderr[-3000:]}"
         return torch.load(out)
 
 
