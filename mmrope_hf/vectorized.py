@@ -95,13 +95,15 @@ def _block_table(
     if not parts:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return Blocks(empty.view(0, 3), empty.float(), empty, empty), Tokens(*[empty] * 6)
-    grid, interval, first, last, size, index = (torch.cat(p) for p in zip(*parts))
+    grid, interval, first, last, size, index = (torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts))
     if bool(((last - first + 1 != size) | (first // length != last // length)).any()):
         return None  # a block split by text, padding or a row end
     block = torch.repeat_interleave(torch.arange(len(size), device=device), size)
     j = torch.arange(len(index), device=device) - (size.cumsum(0) - size).repeat_interleave(size)
     _, h, w = grid[block].unbind(-1)
-    return Blocks(grid, interval, first, last), Tokens(index, block, j, j // (h * w), (j // w) % h, j % w)
+    rows = j // w  # rows counted over the whole block: g * h + r
+    g = rows // h
+    return Blocks(grid, interval, first, last), Tokens(index, block, j, g, rows - g * h, j - rows * w)
 
 
 def batch_positions(
@@ -136,7 +138,7 @@ def batch_positions(
         visual = design.visual(start, tokens, blocks, options)
         out = base.to(visual.dtype).expand(3, -1).clone()
         out[:, tokens.index] = visual
-        out = out.view(3, batch, length).masked_fill(~valid, 0)
+        out = out.view(3, batch, length).masked_fill_(~valid, 0)
         block_top = base[blocks.first] + design.top(blocks, tokens, options).to(base.dtype)
         top = torch.zeros(batch, dtype=base.dtype, device=types.device).scatter_reduce(
             0, rows, block_top, "amax", include_self=False)
@@ -144,4 +146,5 @@ def batch_positions(
         deltas.append(torch.maximum(following, top) - counts.to(base.dtype))
         sets.append(out)
     dtype = torch.float32 if any(s.dtype.is_floating_point for s in sets) else torch.long
-    return torch.cat([s.to(dtype) for s in sets]), torch.stack(deltas, dim=1).to(dtype)
+    positions = sets[0].to(dtype) if len(sets) == 1 else torch.cat([s.to(dtype) for s in sets])
+    return positions, torch.stack(deltas, dim=1).to(dtype)
