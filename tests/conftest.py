@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -72,3 +74,33 @@ def left_pad_batch(singles: list[dict]) -> dict:
         if parts:
             batch[key] = torch.cat(parts)
     return batch
+
+
+def random_rows(rng: random.Random, n_rows: int, max_width: int = 3) -> list:
+    """Random build_inputs rows: text runs between 1-3 images or videos of 1-3 groups, sides 2-6 (width up to
+    ``2 * max_width``) patches."""
+    rows = []
+    for _ in range(n_rows):
+        row = [rng.randint(1, 4)]
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.choice(["image", "video"])
+            t = 1 if kind == "image" else rng.randint(1, 3)
+            row += [(kind, t, 2 * rng.randint(1, 3), 2 * rng.randint(1, max_width)), rng.randint(0, 3)]
+        rows.append([item for item in row if item != 0])
+    return rows
+
+
+def assert_decoding_from_rope_deltas(model, inputs: dict, atol: float = 1e-5) -> None:
+    """Prefill all but the last two tokens, then decode them one by one without position_ids (the model adds its
+    stored rope_deltas): every step's logits equal the full forward's. ``inputs`` must be an unpadded batch of 1."""
+    inputs = {k: v for k, v in inputs.items() if k != "attention_mask"}
+    full = logits(model, inputs)
+    prefill = inputs["input_ids"].shape[1] - 2
+    with torch.no_grad():
+        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill],
+                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]}, use_cache=True)
+        cache = out.past_key_values
+        for i in range(prefill, inputs["input_ids"].shape[1]):
+            step = model(input_ids=inputs["input_ids"][:, i : i + 1], past_key_values=cache, use_cache=True)
+            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=atol, rtol=0)
+            cache = step.past_key_values

@@ -14,7 +14,7 @@ import random
 import pytest
 import torch
 import transformers
-from conftest import logits, reference_layout
+from conftest import assert_decoding_from_rope_deltas, logits, random_rows, reference_layout
 from reference import baselines_reference as ref
 
 import mmrope_hf
@@ -131,18 +131,6 @@ def test_text_spatial_reset_shares_t_rows_and_deltas_with_spatial_reset(family):
 # --- random layouts against the independent reference ------------------------------------------------------------
 
 
-def random_rows(rng: random.Random, n_rows: int) -> list:
-    rows = []
-    for _ in range(n_rows):
-        row = [rng.randint(1, 4)]
-        for _ in range(rng.randint(1, 3)):
-            kind = rng.choice(["image", "video"])
-            t = 1 if kind == "image" else rng.randint(1, 3)
-            row += [(kind, t, 2 * rng.randint(1, 3), 2 * rng.randint(1, 4)), rng.randint(0, 3)]
-        rows.append([item for item in row if item != 0])
-    return rows
-
-
 DESIGN_CASES = [("videorope", {"temporal_stride": 2.0}), ("videorope", {"temporal_stride": 0.75}),
                 ("hope", {"temporal_stride": 1.25}), ("v2pe", {"visual_stride": 16}), ("v2pe", {"visual_stride": 3}),
                 ("text-spatial-reset", {"temporal_stride": 0.5}), ("text-spatial-reset", {"temporal_stride": 2.0}),
@@ -152,7 +140,7 @@ DESIGN_CASES = [("videorope", {"temporal_stride": 2.0}), ("videorope", {"tempora
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
 @pytest.mark.parametrize("design, options", DESIGN_CASES, ids=[f"{d}{o}" for d, o in DESIGN_CASES])
 def test_random_layouts_match_reference(family, design, options):
-    rows = random_rows(random.Random(f"{family}{design}{options}"), 3)
+    rows = random_rows(random.Random(f"{family}{design}{options}"), 3, max_width=4)
     model = patched(family, "mrope-i", position=design, **options)
     inputs = build_inputs(family, rows)
     positions, deltas = rope_index(model, inputs)
@@ -325,18 +313,7 @@ def test_prefill_then_cached_decoding_equals_full_forward(family, scheme, option
 def test_decoding_from_rope_deltas_equals_full_forward(scheme, options):
     """No position_ids: decoding adds the stored rope_deltas (float for the diagonal and V2PE designs)."""
     model = patched("qwen2_5_vl", scheme, **options)
-    inputs = build_inputs("qwen2_5_vl", VIDEO_ROWS[:1])
-    inputs.pop("attention_mask")
-    full = logits(model, inputs)
-    prefill = inputs["input_ids"].shape[1] - 2
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill],
-                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]}, use_cache=True)
-        cache = out.past_key_values
-        for i in range(prefill, inputs["input_ids"].shape[1]):
-            step = model(input_ids=inputs["input_ids"][:, i: i + 1], past_key_values=cache, use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
-            cache = step.past_key_values
+    assert_decoding_from_rope_deltas(model, build_inputs("qwen2_5_vl", VIDEO_ROWS[:1]))
 
 
 @pytest.mark.parametrize("scheme", ["ablation-text-spatial-reset", "hope", "v2pe", "videorope"])

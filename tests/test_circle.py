@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from conftest import left_pad_batch, logits, reference_layout
+from conftest import left_pad_batch, logits, random_rows, reference_layout
 from reference import circle_reference as ref
 
 import mmrope_hf
@@ -171,18 +171,6 @@ def test_multi_group_video_stacks_frame_rings_along_the_text_axis(stride, tempor
     frames = design_row(layout, stride, temporal_stride).positions[:, 2:26].double().reshape(3, 3, 8)
     step = temporal_stride or stride
     close(frames - frames[:, :1], torch.arange(3.0)[None, :, None].expand(3, 3, 8) * step)
-
-
-def random_rows(rng: random.Random, n_rows: int) -> list:
-    rows = []
-    for _ in range(n_rows):
-        row = [rng.randint(1, 4)]
-        for _ in range(rng.randint(1, 3)):
-            kind = rng.choice(["image", "video"])
-            row += [(kind, rng.randint(1, 3) if kind == "video" else 1, 2 * rng.randint(1, 3), 2 * rng.randint(1, 3))]
-            row += [rng.randint(1, 3)]
-        rows.append(row)
-    return rows
 
 
 @pytest.mark.parametrize("family", FAMILIES)

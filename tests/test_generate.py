@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SCHEMES, inputs_for, left_pad_batch, logits
+from conftest import SCHEMES, assert_decoding_from_rope_deltas, inputs_for, left_pad_batch, logits
 
 import mmrope_hf
 from mmrope_hf.testing import build_inputs, tiny_model
@@ -48,18 +48,7 @@ def test_prefill_then_cached_decoding_equals_full_forward(family, model, scheme,
 def test_decoding_from_rope_deltas_equals_full_forward(family, model, scheme, options):
     """Manual decoding without position_ids: the model adds its stored rope_deltas (unpadded batch of 1)."""
     mmrope_hf.patch_model(model, scheme, **options)
-    inputs = inputs_for(family, "images")
-    inputs.pop("attention_mask")
-    full = logits(model, inputs)
-    prefill = inputs["input_ids"].shape[1] - 2
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill],
-                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]}, use_cache=True)
-        cache = out.past_key_values
-        for i in range(prefill, inputs["input_ids"].shape[1]):
-            step = model(input_ids=inputs["input_ids"][:, i : i + 1], past_key_values=cache, use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
-            cache = step.past_key_values
+    assert_decoding_from_rope_deltas(model, inputs_for(family, "images"))
 
 
 def generate(model, inputs, new_tokens=4):

@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from conftest import reference_layout
+from conftest import random_rows, reference_layout
 from reference import rope_reference as ref
 
 import mmrope_hf
@@ -89,18 +89,6 @@ def test_worked_example_b_qwen3_per_frame(family, scheme, reset):
         assert frame == [(start, offset + r, offset + c) for r in range(2) for c in range(2)]
     assert [got[i][0] for i in (8, 15, 22, 23)] == [6, 11, 16, 17]
     assert deltas.tolist() == [[-6]]
-
-
-def random_rows(rng: random.Random, n_rows: int) -> list:
-    rows = []
-    for _ in range(n_rows):
-        row = [rng.randint(1, 4)]
-        for _ in range(rng.randint(1, 3)):
-            kind = rng.choice(["image", "video"])
-            t = 1 if kind == "image" else rng.randint(1, 3)
-            row += [(kind, t, 2 * rng.randint(1, 3), 2 * rng.randint(1, 3)), rng.randint(0, 3)]
-        rows.append([item for item in row if item != 0])
-    return rows
 
 
 @pytest.mark.parametrize("family", FAMILIES)
