@@ -104,3 +104,31 @@ def assert_decoding_from_rope_deltas(model, inputs: dict, atol: float = 1e-5) ->
             step = model(input_ids=inputs["input_ids"][:, i : i + 1], past_key_values=cache, use_cache=True)
             torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=atol, rtol=0)
             cache = step.past_key_values
+
+
+def text_row(attention_mask: torch.Tensor) -> torch.Tensor:
+    """transformers' text position row: index among the unpadded tokens, 0 on padding."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def assert_cached_decoding_with_positions(model, inputs: dict, atol: float = 1e-5) -> None:
+    """Prefill all but the last two tokens with the model's own positions passed explicitly (text row first), then
+    decode the last two one by one with their slices: the logits equal the full forward's (padding excluded)."""
+    full = logits(model, inputs)
+    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask", "second_per_grid_ts")
+    positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys if k in inputs})
+    mask = inputs["attention_mask"]
+    positions = torch.cat([text_row(mask)[None].to(positions.dtype), positions])
+    prefill = inputs["input_ids"].shape[1] - 2
+    with torch.no_grad():
+        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill], "attention_mask": mask[:, :prefill],
+                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]},
+                    position_ids=positions[..., :prefill], use_cache=True)
+        real = mask[:, :prefill].bool()  # padded slots attend to nothing; their logits are not compared
+        torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=atol, rtol=0)
+        cache = out.past_key_values
+        for i in range(prefill, inputs["input_ids"].shape[1]):
+            step = model(input_ids=inputs["input_ids"][:, i : i + 1], attention_mask=mask[:, : i + 1],
+                         position_ids=positions[..., i : i + 1], past_key_values=cache, use_cache=True)
+            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=atol, rtol=0)
+            cache = step.past_key_values

@@ -14,7 +14,9 @@ import random
 import pytest
 import torch
 import transformers
-from conftest import assert_decoding_from_rope_deltas, logits, random_rows, reference_layout
+from conftest import (
+    assert_cached_decoding_with_positions, assert_decoding_from_rope_deltas, logits, random_rows, reference_layout,
+)
 from reference import baselines_reference as ref
 
 import mmrope_hf
@@ -281,32 +283,11 @@ DECODING = [pytest.param(s, {}, id=s) for s in NEW_PRESETS] + [
 QWEN3_DECODING = ("videorope", "hope", "v2pe", "ablation-text-spatial-reset", "ablation-modality-interval")
 
 
-def text_row(attention_mask):
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
-
-
 @pytest.mark.parametrize("family, scheme, options", [pytest.param("qwen2_5_vl", *p.values, id=f"qwen2_5_vl-{p.id}")
                                                      for p in DECODING] + [
     pytest.param("qwen3_vl", s, {}, id=f"qwen3_vl-{s}") for s in QWEN3_DECODING])
 def test_prefill_then_cached_decoding_equals_full_forward(family, scheme, options):
-    model = patched(family, scheme, **options)
-    inputs = build_inputs(family, VIDEO_ROWS)
-    full = logits(model, inputs)
-    positions, _ = rope_index(model, inputs)
-    positions = torch.cat([text_row(inputs["attention_mask"])[None].to(positions.dtype), positions])
-    prefill, mask = inputs["input_ids"].shape[1] - 2, inputs["attention_mask"]
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill], "attention_mask": mask[:, :prefill],
-                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]},
-                    position_ids=positions[..., :prefill], use_cache=True)
-        real = mask[:, :prefill].bool()
-        torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=ATOL, rtol=0)
-        cache = out.past_key_values
-        for i in range(prefill, inputs["input_ids"].shape[1]):
-            step = model(input_ids=inputs["input_ids"][:, i: i + 1], attention_mask=mask[:, : i + 1],
-                         position_ids=positions[..., i: i + 1], past_key_values=cache, use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
-            cache = step.past_key_values
+    assert_cached_decoding_with_positions(patched(family, scheme, **options), build_inputs(family, VIDEO_ROWS))
 
 
 @pytest.mark.parametrize("scheme, options", DECODING)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SCHEMES, assert_decoding_from_rope_deltas, inputs_for, left_pad_batch, logits
+from conftest import (
+    SCHEMES, assert_cached_decoding_with_positions, assert_decoding_from_rope_deltas, inputs_for, left_pad_batch, logits,
+)
 
 import mmrope_hf
 from mmrope_hf.testing import build_inputs, tiny_model
@@ -16,32 +18,10 @@ SCHEDULES = [pytest.param(scheme, {}, id=scheme) for scheme in SCHEMES] + [
 ]
 
 
-def text_row(attention_mask: torch.Tensor) -> torch.Tensor:
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
-
-
 @pytest.mark.parametrize("scheme, options", SCHEDULES)
 def test_prefill_then_cached_decoding_equals_full_forward(family, model, scheme, options):
     mmrope_hf.patch_model(model, scheme, **options)
-    inputs = inputs_for(family, "left_padded")
-    full = logits(model, inputs)
-    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
-    positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys if k in inputs})
-    positions = torch.cat([text_row(inputs["attention_mask"])[None], positions])
-    prefill = inputs["input_ids"].shape[1] - 2  # the last two tokens of both rows are text
-    mask = inputs["attention_mask"]
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill], "attention_mask": mask[:, :prefill],
-                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]},
-                    position_ids=positions[..., :prefill], use_cache=True)
-        real = mask[:, :prefill].bool()  # padded slots attend to nothing; their logits are not compared
-        torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=ATOL, rtol=0)
-        cache = out.past_key_values
-        for i in range(prefill, inputs["input_ids"].shape[1]):
-            step = model(input_ids=inputs["input_ids"][:, i : i + 1], attention_mask=mask[:, : i + 1],
-                         position_ids=positions[..., i : i + 1], past_key_values=cache, use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
-            cache = step.past_key_values
+    assert_cached_decoding_with_positions(model, inputs_for(family, "left_padded"))
 
 
 @pytest.mark.parametrize("scheme, options", SCHEDULES)
