@@ -30,9 +30,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .builder import build_position_ids, position_options, positions_for
+from .builder import build_position_ids
 from .config import MMRopeConfig
-from .layout import IMAGE, VIDEO, visual_items
+from .layout import IMAGE, VIDEO
 
 IGNORE_INDEX = -100
 _VISUAL = (("image", "pixel_values", "image_grid_thw", IMAGE), ("video", "pixel_values_videos", "video_grid_thw", VIDEO))
@@ -117,19 +117,18 @@ class MMRopeCollator:
 
     def positions(self, input_ids, mm_token_type_ids, image_grid_thw=None, video_grid_thw=None, attention_mask=None,
                   second_per_grid_ts=None) -> torch.Tensor:
-        """The scheme's ``(3K, B, L)`` positions (what the patched model's ``get_rope_index`` returns)."""
+        """The scheme's ``(3K, B, L)`` positions (what the patched model's ``get_rope_index`` returns). Given a model,
+        they follow its training mode (HoPE draws its strides while training, from the patch's seeded generator;
+        each DataLoader worker forks that generator, so reseed per worker if draws must differ across workers);
+        given a scheme, they are the inference-mode positions."""
         if self.state is None:
             return build_position_ids(
                 self.scheme, input_ids, mm_token_type_ids, image_grid_thw, video_grid_thw, attention_mask,
                 second_per_grid_ts, spatial_merge_size=self.spatial_merge_size, tokens_per_second=self.tokens_per_second,
                 split_video_frames=self.split_video_frames, num_layers=self.num_layers, **self.options,
             )[0]
-        handles = self.state.handles
-        items = [visual_items(IMAGE, image_grid_thw),
-                 visual_items(VIDEO, video_grid_thw, handles.video_intervals(video_grid_thw, second_per_grid_ts),
-                              split_frames=handles.split_video_frames)]
-        return positions_for(self.state.schedule.designs, mm_token_type_ids, attention_mask, items,
-                             handles.spatial_merge_size, position_options(self.state.config))[0]
+        return self.state.positions_and_deltas(input_ids, mm_token_type_ids, image_grid_thw, video_grid_thw,
+                                               attention_mask, second_per_grid_ts)[0]
 
     # ---- samples ---------------------------------------------------------------------------------------------
 

@@ -122,6 +122,23 @@ class PatchState:
 
         ``rope_deltas`` is set 0's; the deltas of every set are kept in ``set_deltas`` for decoding.
         """
+        positions, deltas = self.positions_and_deltas(
+            input_ids, mm_token_type_ids, image_grid_thw, video_grid_thw, attention_mask, second_per_grid_ts
+        )
+        self.set_deltas, self.returned_deltas = deltas, deltas[:, :1]
+        return positions, self.returned_deltas
+
+    def positions_and_deltas(
+        self,
+        input_ids: torch.Tensor,
+        mm_token_type_ids: torch.Tensor | None,
+        image_grid_thw: torch.Tensor | None = None,
+        video_grid_thw: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(positions (3K, B, L), rope_deltas (B, K))`` of this patch for a batch, with the model's training mode
+        (HoPE draws strides while training); no state is kept (collators call this)."""
         if mm_token_type_ids is None:
             raise ValueError(
                 f"get_rope_index needs mm_token_type_ids (0 text, 1 image, 2 video) to place the "
@@ -137,12 +154,10 @@ class PatchState:
                 split_frames=handles.split_video_frames,
             ),
         ]
-        positions, deltas = positions_for(
+        return positions_for(
             self.schedule.designs, mm_token_type_ids.to(input_ids.device), attention_mask, items,
             handles.spatial_merge_size, self.position_options(),
         )
-        self.set_deltas, self.returned_deltas = deltas, deltas[:, :1]
-        return positions, self.returned_deltas
 
     def positions(
         self, layout: list, attention_mask: torch.Tensor | None, shape: tuple[int, int], device: torch.device | None = None

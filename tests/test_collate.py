@@ -186,3 +186,17 @@ def test_train_packed_example_runs():
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120).stdout
     losses = [float(line.split("loss ")[1].split()[0]) for line in out.splitlines() if line.startswith("step ")]
     assert len(losses) == 6 and losses[-1] < losses[0] and "done" in out
+
+
+def test_collator_follows_the_model_training_mode():
+    """HoPE draws its temporal strides while training: the collator must draw them too, not hand the model its
+    inference-mode positions (which would silently train with a fixed stride)."""
+    model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), "hope")
+    sample = build_inputs("qwen2_5_vl", [[2, ("video", 4, 4, 4), 2]])
+    collator = MMRopeCollator(model, "padded")
+    model.eval()
+    fixed = collator([sample])["position_ids"]
+    assert torch.equal(fixed, collator([sample])["position_ids"])
+    model.train()
+    drawn = [collator([sample])["position_ids"] for _ in range(4)]
+    assert any(not torch.equal(d, fixed) for d in drawn)
