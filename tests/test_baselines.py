@@ -15,7 +15,8 @@ import pytest
 import torch
 import transformers
 from conftest import (
-    assert_cached_decoding_with_positions, assert_decoding_from_rope_deltas, logits, random_rows, reference_layout,
+    assert_cached_decoding_with_positions, assert_decoding_from_rope_deltas, assert_generate_equals_teacher_forced,
+    logits, random_rows, reference_layout,
 )
 from reference import baselines_reference as ref
 
@@ -300,16 +301,7 @@ def test_decoding_from_rope_deltas_equals_full_forward(scheme, options):
 @pytest.mark.parametrize("scheme", ["ablation-text-spatial-reset", "hope", "v2pe", "videorope"])
 def test_generate_equals_teacher_forced_forward(scheme):
     """generate adds 1 per token to every row: text-spatial-reset's generated text still reads (p, 0, 0)."""
-    model = patched("qwen2_5_vl", scheme)
-    inputs = build_inputs("qwen2_5_vl", VIDEO_ROWS)
-    out = model.generate(**inputs, max_new_tokens=4, do_sample=False, output_logits=True, return_dict_in_generate=True)
-    length, new = inputs["input_ids"].shape[1], out.sequences.shape[1] - inputs["input_ids"].shape[1]
-    forced = dict(inputs, input_ids=out.sequences,
-                  attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, new, dtype=torch.long)], 1),
-                  mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(2, new, dtype=torch.long)], 1))
-    full = logits(model, forced)
-    for i, step_logits in enumerate(out.logits):
-        torch.testing.assert_close(step_logits, full[:, length - 1 + i], atol=ATOL, rtol=0)
+    assert_generate_equals_teacher_forced(patched("qwen2_5_vl", scheme), build_inputs("qwen2_5_vl", VIDEO_ROWS))
 
 
 # --- HoPE: seeded draws in training mode, fixed stride in eval mode -------------------------------------------------

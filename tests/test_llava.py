@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import SCHEMES, logits
+from conftest import SCHEMES, assert_batched_generate_equals_one_by_one, logits
 from reference import circle_reference, rope_reference
 
 import mmrope_hf
@@ -284,12 +284,7 @@ def test_batched_left_padded_generate_equals_one_by_one(family, model, scheme):
     mmrope_hf.patch_model(model, scheme)
     rows = [*PROMPTS[family], [8]]
     singles = [inputs_for(family, [row], seed=b) for b, row in enumerate(rows)]
-    batched = generate(model, left_pad(singles))
-    for b, inputs in enumerate(singles):
-        single = generate(model, inputs)
-        assert torch.equal(batched.sequences[b, -len(batched.logits):], single.sequences[0, -len(single.logits):])
-        for step_batched, step_single in zip(batched.logits, single.logits):
-            torch.testing.assert_close(step_batched[b], step_single[0], atol=1e-4, rtol=0)
+    assert_batched_generate_equals_one_by_one(model, singles, left_pad(singles), suppress_tokens=SUPPRESS)
 
 
 def test_second_generate_starts_fresh(family):
