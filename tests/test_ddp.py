@@ -6,6 +6,7 @@ one step they must equal the gradients of one process on the whole batch with th
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -46,9 +47,10 @@ def grads(model) -> dict:
 
 
 def _worker(rank: int, world: int, port: int, out: str, scheme: str, options: dict, fsdp: bool) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # loopback only, and a bounded wait: a rank that cannot connect fails the job instead of hanging it
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     try:
         model = make_model(scheme, options)
         if fsdp:
@@ -90,15 +92,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_world(scheme: str, options: dict, fsdp: bool = False) -> dict:
-    """Rank 0's results of ``tests/ddp_job.py``, run in a fresh interpreter with a time limit."""
+def run_world(scheme: str, options: dict, fsdp: bool = False, attempts: int = 2) -> dict:
+    """Rank 0's results of ``tests/ddp_job.py``, run in a fresh interpreter with a time limit (a normal run takes
+    about 10 s). Its output goes to a file, not a pipe: multiprocessing's helper processes inherit the output and
+    can hold a pipe open after the job has ended. An attempt that still times out is retried once on a fresh port;
+    a wrong gradient fails the test either way."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "rank0.pt")
+        out, log = os.path.join(tmp, "rank0.pt"), os.path.join(tmp, "job.log")
         job = [sys.executable, os.path.join(os.path.dirname(__file__), "ddp_job.py"), scheme, json.dumps(options),
                "1" if fsdp else "0", out]
-        result = subprocess.run(job, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"the 2-process job failed:\n{result.stderr[-3000:]}"
-        return torch.load(out)
+        for attempt in range(attempts):
+            with open(log, "w") as output:
+                try:
+                    result = subprocess.run(job, stdout=output, stderr=subprocess.STDOUT, timeout=120)
+                except subprocess.TimeoutExpired:
+                    if attempt + 1 == attempts:
+                        raise
+                    continue
+            with open(log) as output:
+                assert result.returncode == 0, f"the 2-process job failed:\n{output.read()[-3000:]}"
+            return torch.load(out)
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
