@@ -26,13 +26,18 @@ CONFIG = dict(attn_implementation="sdpa", hidden_size=512, intermediate_size=102
               rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]})
 
 
-def prompt(tokens: int) -> dict:
+def prompt_rows(tokens: int) -> list:
+    """One row of about ``tokens`` tokens: text around 32x32-token images (grids of 1x64x64 patches)."""
     images = max(1, tokens // 1100)
     row = [8]
     for _ in range(images):
         row += [("image", 1, 64, 64), 40]
     row.append(max(8, tokens - images * (1024 + 2 + 40) - 8))
-    return build_inputs("qwen2_5_vl", [row])
+    return [row]
+
+
+def prompt(tokens: int) -> dict:
+    return build_inputs("qwen2_5_vl", prompt_rows(tokens))
 
 
 def forward(model, inputs):

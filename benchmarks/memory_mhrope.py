@@ -18,26 +18,14 @@ from torch.profiler import ProfilerActivity, profile
 from torch.profiler._memory_profiler import MemoryProfileTimeline
 
 import mmrope_hf
+from bench_model import CONFIG, prompt_rows
 from mmrope_hf.testing import build_inputs, tiny_model
 
 SCHEMES = ("stock", "mrope-i", "mhrope")
 
 
-def workload(tokens: int) -> list:
-    """One row: text around 32x32-token images (grid 1x64x64 patches), about ``tokens`` tokens in all."""
-    images = max(1, tokens // 1040)
-    row = [8]
-    for _ in range(images):
-        row += [("image", 1, 64, 64), 12]
-    row.append(max(1, tokens - images * (1024 + 2 + 12) - 8))
-    return [row]
-
-
 def measure(scheme: str, tokens: int, device: str, dtype: str) -> dict:
-    model = tiny_model("qwen2_5_vl", attn_implementation="sdpa", hidden_size=512, intermediate_size=1024,
-                       num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8,
-                       rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]})
-    model = model.to(device=device, dtype=getattr(torch, dtype))
+    model = tiny_model("qwen2_5_vl", **CONFIG).to(device=device, dtype=getattr(torch, dtype))
     if scheme != "stock":
         mmrope_hf.patch_model(model, scheme)
 
@@ -46,7 +34,7 @@ def measure(scheme: str, tokens: int, device: str, dtype: str) -> dict:
         inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, dtype))
         return inputs
 
-    inputs = prepared(workload(tokens))
+    inputs = prepared(prompt_rows(tokens))
     with torch.no_grad():
         model(**prepared([[4, ("image", 1, 4, 4), 2]]))  # warm-up: lazy initialisation is not the scheme's cost
         if device == "cuda":
