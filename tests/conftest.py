@@ -90,48 +90,46 @@ def random_rows(rng: random.Random, n_rows: int, max_width: int = 3) -> list:
     return rows
 
 
-def assert_decoding_from_rope_deltas(model, inputs: dict, atol: float = 1e-5) -> None:
-    """Prefill all but the last two tokens, then decode them one by one without position_ids (the model adds its
-    stored rope_deltas): every step's logits equal the full forward's. ``inputs`` must be an unpadded batch of 1."""
-    inputs = {k: v for k, v in inputs.items() if k != "attention_mask"}
-    full = logits(model, inputs)
-    prefill = inputs["input_ids"].shape[1] - 2
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill],
-                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]}, use_cache=True)
-        cache = out.past_key_values
-        for i in range(prefill, inputs["input_ids"].shape[1]):
-            step = model(input_ids=inputs["input_ids"][:, i : i + 1], past_key_values=cache, use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=atol, rtol=0)
-            cache = step.past_key_values
-
-
 def text_row(attention_mask: torch.Tensor) -> torch.Tensor:
     """transformers' text position row: index among the unpadded tokens, 0 on padding."""
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def assert_cached_decoding_with_positions(model, inputs: dict, atol: float = 1e-5) -> None:
-    """Prefill all but the last two tokens with the model's own positions passed explicitly (text row first), then
-    decode the last two one by one with their slices: the logits equal the full forward's (padding excluded)."""
+def assert_prefill_then_decode(model, inputs: dict, positions: torch.Tensor | None = None, atol: float = 1e-5) -> None:
+    """Prefill all but the last two tokens, then decode them one by one from the cache: every step's logits equal
+    the full forward's (padded slots excluded). With ``positions`` (text row first) each call gets its slice as
+    ``position_ids``; without, the model places the new tokens itself (from its stored rope_deltas)."""
     full = logits(model, inputs)
-    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask", "second_per_grid_ts")
-    positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys if k in inputs})
-    mask = inputs["attention_mask"]
-    positions = torch.cat([text_row(mask)[None].to(positions.dtype), positions])
-    prefill = inputs["input_ids"].shape[1] - 2
+    ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+    prefill = ids.shape[1] - 2
+    sliced = lambda t, end: None if t is None else t[..., :end]  # noqa: E731
+    prompt = {**inputs, "input_ids": ids[:, :prefill]}
+    for key in ("attention_mask", "mm_token_type_ids"):
+        if key in inputs:
+            prompt[key] = inputs[key][:, :prefill]
     with torch.no_grad():
-        out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill], "attention_mask": mask[:, :prefill],
-                       "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]},
-                    position_ids=positions[..., :prefill], use_cache=True)
-        real = mask[:, :prefill].bool()  # padded slots attend to nothing; their logits are not compared
+        out = model(**prompt, position_ids=sliced(positions, prefill), use_cache=True)
+        real = mask[:, :prefill].bool() if mask is not None else torch.ones(ids.shape[0], prefill, dtype=torch.bool)
         torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=atol, rtol=0)
         cache = out.past_key_values
-        for i in range(prefill, inputs["input_ids"].shape[1]):
-            step = model(input_ids=inputs["input_ids"][:, i : i + 1], attention_mask=mask[:, : i + 1],
-                         position_ids=positions[..., i : i + 1], past_key_values=cache, use_cache=True)
+        for i in range(prefill, ids.shape[1]):
+            step = model(input_ids=ids[:, i : i + 1], attention_mask=sliced(mask, i + 1), past_key_values=cache,
+                         position_ids=None if positions is None else positions[..., i : i + 1], use_cache=True)
             torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=atol, rtol=0)
             cache = step.past_key_values
+
+
+def assert_decoding_from_rope_deltas(model, inputs: dict, atol: float = 1e-5) -> None:
+    """Decoding without position_ids on an unpadded batch of 1 (no mask): the model adds its stored rope_deltas."""
+    assert_prefill_then_decode(model, {k: v for k, v in inputs.items() if k != "attention_mask"}, atol=atol)
+
+
+def assert_cached_decoding_with_positions(model, inputs: dict, atol: float = 1e-5) -> None:
+    """Decoding with the model's own positions (``get_rope_index``, text row first) passed explicitly."""
+    keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask", "second_per_grid_ts")
+    positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys if k in inputs})
+    positions = torch.cat([text_row(inputs["attention_mask"])[None].to(positions.dtype), positions])
+    assert_prefill_then_decode(model, inputs, positions, atol=atol)
 
 
 def greedy(model, inputs: dict, new_tokens: int = 4, **kwargs):

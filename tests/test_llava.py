@@ -12,13 +12,13 @@ import sys
 
 import pytest
 import torch
-from conftest import SCHEMES, assert_batched_generate_equals_one_by_one, logits
+from conftest import SCHEMES, assert_batched_generate_equals_one_by_one, assert_prefill_then_decode, logits
 from reference import circle_reference, rope_reference
 
 import mmrope_hf
 from mmrope_hf.patches._llava_layout import LlavaGeometry
 from mmrope_hf.testing import (
-    IMAGE_TOKEN, LLAVA_FAMILIES, LLAVA_TILE, VIDEO_TOKEN, build_llava_inputs, llava_placeholder_counts,
+    IMAGE_TOKEN, LLAVA_FAMILIES, VIDEO_TOKEN, build_llava_inputs, llava_placeholder_counts,
     offline_llava_processor, synthetic_image, tiny_llava,
 )
 
@@ -231,39 +231,14 @@ def test_layout_matches_the_processor_and_the_model_packing(family, aspect_ratio
 def test_prefill_then_cached_decoding_equals_full_forward(family, model, scheme, options):
     mmrope_hf.patch_model(model, scheme, **options)
     inputs = inputs_for(family)
-    full = logits(model, inputs)
-    positions = generation_positions(model, inputs)
-    ids, mask = inputs["input_ids"], inputs["attention_mask"]
-    prefill = ids.shape[1] - 2  # the last two tokens of both rows are text
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": ids[:, :prefill], "attention_mask": mask[:, :prefill]},
-                    position_ids=positions[..., :prefill], use_cache=True)
-        real = mask[:, :prefill].bool()
-        torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=ATOL, rtol=0)
-        cache = out.past_key_values
-        for i in range(prefill, ids.shape[1]):
-            step = model(input_ids=ids[:, i : i + 1], attention_mask=mask[:, : i + 1],
-                         position_ids=positions[..., i : i + 1], past_key_values=cache, use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
-            cache = step.past_key_values
+    assert_prefill_then_decode(model, inputs, generation_positions(model, inputs), atol=ATOL)
 
 
 @pytest.mark.parametrize("scheme, options", SCHEDULES)
 def test_decoding_without_position_ids_continues_from_the_prompt(family, model, scheme, options):
     """Manual decoding with only a mask and the cache: the unpadded index + the prompt's rope_deltas per set."""
     mmrope_hf.patch_model(model, scheme, **options)
-    inputs = inputs_for(family)
-    full = logits(model, inputs)
-    ids, mask = inputs["input_ids"], inputs["attention_mask"]
-    prefill = ids.shape[1] - 2
-    with torch.no_grad():
-        out = model(**{**inputs, "input_ids": ids[:, :prefill], "attention_mask": mask[:, :prefill]}, use_cache=True)
-        cache = out.past_key_values
-        for i in range(prefill, ids.shape[1]):
-            step = model(input_ids=ids[:, i : i + 1], attention_mask=mask[:, : i + 1], past_key_values=cache,
-                         use_cache=True)
-            torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=ATOL, rtol=0)
-            cache = step.past_key_values
+    assert_prefill_then_decode(model, inputs_for(family), atol=ATOL)
 
 
 @pytest.mark.parametrize("scheme, options", SCHEDULES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-import torch
 from conftest import random_rows, reference_layout
 from reference import rope_reference as ref
 
