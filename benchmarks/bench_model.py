@@ -21,9 +21,15 @@ import mmrope_hf
 from mmrope_hf.testing import build_inputs, tiny_model
 
 SCHEMES = ("mrope-i", "spatial-reset", "mhrope", "circle")
-CONFIG = dict(attn_implementation="sdpa", hidden_size=512, intermediate_size=1024, num_hidden_layers=4,
-              num_attention_heads=8, num_key_value_heads=8,
-              rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]})
+CONFIG = dict(
+    attn_implementation="sdpa",
+    hidden_size=512,
+    intermediate_size=1024,
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=8,
+    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]},
+)
 
 
 def prompt_rows(tokens: int) -> list:
@@ -52,10 +58,12 @@ def train_step(model, inputs):
 
 def decode_step(model, inputs, steps: int = 8) -> float:
     """Seconds per cached decoding step: generate(steps + 1) minus generate(1), over ``steps``."""
+
     def run(n):
         start = time.perf_counter()
         model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
         return time.perf_counter() - start
+
     return (run(steps + 1) - run(1)) / steps
 
 
@@ -96,8 +104,13 @@ def main() -> None:
         inputs = prompt(tokens)
         for what in ("forward", "train", "decode"):
             result = measure(models, inputs, what, args.repeat)
-            rows.append({"what": what, "tokens": int(inputs["input_ids"].shape[1]),
-                         **{f"{k}_ms": v * 1e3 for k, v in result.items()}})
+            rows.append(
+                {
+                    "what": what,
+                    "tokens": int(inputs["input_ids"].shape[1]),
+                    **{f"{k}_ms": v * 1e3 for k, v in result.items()},
+                }
+            )
             ratios = " ".join(f"{result[s] / result['stock']:>14.3f}" for s in SCHEMES)
             print(f"{what:<8} {rows[-1]['tokens']:>6} {result['stock'] * 1e3:>9.1f} {ratios}")
     print("(per scheme: time / stock time; 1.000 = the same cost)")

@@ -45,7 +45,9 @@ def measure(scheme: str, tokens: int, device: str, dtype: str) -> dict:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() - base
         else:
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+            with profile(
+                activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
+            ) as prof:
                 model(**inputs)
             _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(torch.device("cpu"))
             peak = max(sum(s) for s in sizes)
@@ -61,12 +63,16 @@ def main() -> None:
     args = parser.parse_args()
     rows = [measure(scheme, args.tokens, args.device, args.dtype) for scheme in SCHEMES]
     by = {r["scheme"]: r["peak_bytes"] for r in rows}
-    print(f"peak memory of one forward, {rows[0]['tokens']} tokens, {args.device} {args.dtype} "
-          f"(Qwen2.5-VL, 4 layers, hidden 512, 8 heads / 8 KV heads, sdpa)")
+    print(
+        f"peak memory of one forward, {rows[0]['tokens']} tokens, {args.device} {args.dtype} "
+        f"(Qwen2.5-VL, 4 layers, hidden 512, 8 heads / 8 KV heads, sdpa)"
+    )
     print(f"{'scheme':<10} {'peak MiB':>10} {'vs mrope-i':>11} {'vs stock':>9}")
     for r in rows:
-        print(f"{r['scheme']:<10} {r['peak_bytes'] / 2**20:>10.1f} {r['peak_bytes'] / by['mrope-i']:>11.3f} "
-              f"{r['peak_bytes'] / by['stock']:>9.3f}")
+        print(
+            f"{r['scheme']:<10} {r['peak_bytes'] / 2**20:>10.1f} {r['peak_bytes'] / by['mrope-i']:>11.3f} "
+            f"{r['peak_bytes'] / by['stock']:>9.3f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": args.device, "dtype": args.dtype, "rows": rows}, f, indent=2)

@@ -34,8 +34,12 @@ def main() -> None:
     baseline = attention_to_image(stock, inputs)
     print(f"{'scheme':<14} {'first image row (t, h, w)':<44} {'PTD':>6} {'attention change':>17}")
     for scheme in SCHEMES:
-        model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl", attn_implementation="eager", initializer_range=0.2), scheme)
-        positions, _ = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"], inputs["image_grid_thw"])
+        model = mmrope_hf.patch_model(
+            tiny_model("qwen2_5_vl", attn_implementation="eager", initializer_range=0.2), scheme
+        )
+        positions, _ = model.model.get_rope_index(
+            inputs["input_ids"], inputs["mm_token_type_ids"], inputs["image_grid_thw"]
+        )
         first_row = [tuple(round(v, 1) for v in p) for p in positions[:3, 0, image][:, :3].T.tolist()]
         change = (attention_to_image(model, inputs) - baseline).abs().mean().item()
         print(f"{scheme:<14} {str(first_row):<44} {ptd(positions[:3, 0].float(), image, text):>6.3f} {change:>17.5f}")

@@ -36,7 +36,9 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         print(f"step {step:2d}  loss {loss.item():.4f}")
-    print(f"{args.scheme}: loss {losses[0]:.4f} -> {losses[-1]:.4f} ({'down' if losses[-1] < losses[0] else 'NOT down'})")
+    print(
+        f"{args.scheme}: loss {losses[0]:.4f} -> {losses[-1]:.4f} ({'down' if losses[-1] < losses[0] else 'NOT down'})"
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ def main() -> None:
         loaded = AutoModelForImageTextToText.from_pretrained(path, attn_implementation="eager")  # as saved
         with torch.no_grad():
             same = torch.equal(loaded(**inputs).logits, model(**inputs).logits)
-        print(f"loaded: {mmrope_hf.patch_info(loaded)['scheme']} (radius {mmrope_hf.patch_info(loaded)['radius']}), "
-              f"logits identical to the saved model: {same}")
+        print(
+            f"loaded: {mmrope_hf.patch_info(loaded)['scheme']} (radius {mmrope_hf.patch_info(loaded)['radius']}), "
+            f"logits identical to the saved model: {same}"
+        )
 
         override = AutoModelForImageTextToText.from_pretrained(path, mmrope="mrope-i")
         print(f"mmrope='mrope-i' overrides the checkpoint: {mmrope_hf.patch_info(override)['scheme']}")

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 import mmrope_hf
-from mmrope_hf.collate import MMRopeCollator
+from mmrope_hf.integrations.training import MMRopeCollator
 from mmrope_hf.testing import offline_processor, synthetic_image, tiny_model
 
 SCHEME = "circle"  # Circle-RoPE, staggered with MRoPE per layer (two position sets)
@@ -37,8 +37,10 @@ def make_samples(processor, count: int = 24) -> list[dict]:
         if i % 3 != 2:  # every third sample is text only
             content.insert(0, {"type": "image"})
             images = [synthetic_image(56 * (1 + i % 3), 56 * (1 + (i // 3) % 2), seed=i)]
-        messages = [{"role": "user", "content": content},
-                    {"role": "assistant", "content": " ".join(words[(i + 1) % len(words)].split()[::-1])}]
+        messages = [
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": " ".join(words[(i + 1) % len(words)].split()[::-1])},
+        ]
         text = processor.apply_chat_template(messages)
         inputs = processor(text=[text], images=images or None, return_tensors="pt", return_mm_token_type_ids=True)
         samples.append(dict(inputs))
@@ -50,7 +52,9 @@ def main() -> None:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     processor = offline_processor("qwen2_5_vl")
     model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl", attn_implementation="sdpa"), SCHEME).train()
-    collator = MMRopeCollator(model, mode="packed", max_length=MAX_LENGTH, pad_token_id=processor.tokenizer.pad_token_id)
+    collator = MMRopeCollator(
+        model, mode="packed", max_length=MAX_LENGTH, pad_token_id=processor.tokenizer.pad_token_id
+    )
     samples = make_samples(processor)
     # each dataloader item is a list of samples that fill about ROWS_PER_BATCH packed rows
     loader = DataLoader(samples, batch_size=4 * ROWS_PER_BATCH, collate_fn=collator, shuffle=False)
@@ -67,8 +71,10 @@ def main() -> None:
             optimizer.step()
             optimizer.zero_grad()
             rows, length = batch["input_ids"].shape
-            accelerator.print(f"step {step}: loss {loss.item():.4f}  (packed rows {rows} x {length} tokens, "
-                              f"position_ids {tuple(batch['position_ids'].shape)})")
+            accelerator.print(
+                f"step {step}: loss {loss.item():.4f}  (packed rows {rows} x {length} tokens, "
+                f"position_ids {tuple(batch['position_ids'].shape)})"
+            )
             step += 1
             if step == STEPS:
                 break

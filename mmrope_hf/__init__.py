@@ -7,14 +7,13 @@
 True
 """
 
-__version__ = "0.1.0"
+from mmrope_hf.config import MMRopeConfig, available_schemes, resolve_config  # noqa: E402
+from mmrope_hf.integrations.transformers import loading  # noqa: E402
+from mmrope_hf.patching import is_patched, patch_info, patch_model, unpatch_model  # noqa: E402
+from mmrope_hf.positions.builder import build_position_ids  # noqa: E402
+from mmrope_hf.version import __version__  # noqa: E402
 
-from .builder import build_position_ids  # noqa: E402
-from .config import MMRopeConfig, available_schemes, resolve_config  # noqa: E402
-from .patching import is_patched, patch_info, patch_model, unpatch_model  # noqa: E402
-from . import loading  # noqa: E402
-
-loading.install()  # from_pretrained now reads the `mmrope` config key and keyword (see mmrope_hf.loading)
+loading.install()  # from_pretrained now reads the `mmrope` config key and keyword (see its module)
 
 __all__ = [
     "MMRopeConfig",

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from mmrope_hf.integrations.cli.cli import main
 
 sys.exit(main())

@@ -13,8 +13,6 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import nn
 
-from .registry import Registry
-
 
 @dataclass(frozen=True)
 class ModelHandles:
@@ -38,14 +36,14 @@ class ModelHandles:
             The patcher installs the rotary, the MHRoPE dispatcher and the per-layer hooks either way.
     """
 
-    rope_owner: nn.Module
+    rope_owner: Any  # an nn.Module with family-specific attributes (get_rope_index, rope_deltas, ...)
     rope_index_args: tuple[str, ...]
-    rotary_parent: nn.Module
+    rotary_parent: Any
     rotary_name: str
     layers: Sequence[nn.Module]
     num_kv_heads: int
     rotary_apply: tuple[ModuleType, str]
-    generation_owner: nn.Module | None
+    generation_owner: Any
     native_frequency: str
     native_section: tuple[int, ...]
     spatial_merge_size: int
@@ -54,25 +52,9 @@ class ModelHandles:
     install: Callable[[Any, Any], None] | None = None
 
     @property
-    def rotary(self) -> nn.Module:
+    def rotary(self) -> Any:
         return getattr(self.rotary_parent, self.rotary_name)
 
 
 class ModelAdapter(Protocol):
     def locate(self, model: nn.Module) -> ModelHandles: ...
-
-
-ADAPTERS: Registry[ModelAdapter] = Registry("model type")
-
-
-def adapter_for(model: nn.Module) -> ModelAdapter:
-    """The adapter registered for ``model.config.model_type``."""
-    from . import patches  # noqa: F401  (registers the family adapters)
-
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in ADAPTERS:
-        raise TypeError(
-            f"mmrope-hf does not support model type {model_type!r} ({type(model).__name__}); "
-            f"supported: {', '.join(ADAPTERS.names())}"
-        )
-    return ADAPTERS.get(model_type)

@@ -17,11 +17,11 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import __version__
-from .allocation import ALLOCATIONS
-from .options import Option, int_triple, positive_number
-from .positions import POSITION_DESIGNS
-from .schedule import check_layers
+from mmrope_hf.frequencies.allocation import ALLOCATIONS
+from mmrope_hf.options import Option, int_triple, positive_number
+from mmrope_hf.positions.registry import POSITION_DESIGNS
+from mmrope_hf.schedule import check_layers
+from mmrope_hf.version import __version__
 
 NATIVE = "native"
 VISION_ADVANCES = ("max", "spatial")
@@ -83,7 +83,9 @@ class MMRopeConfig:
                 f"unknown option(s) {', '.join(unknown)} for scheme {self.scheme!r}; valid options: "
                 f"{', '.join(option_names(self))}"
             )
-        values = {name: spec.check(name, given[name]) if name in given else spec.default for name, spec in specs.items()}
+        values = {
+            name: spec.check(name, given[name]) if name in given else spec.default for name, spec in specs.items()
+        }
         object.__setattr__(self, "options", tuple(sorted(values.items())))
 
     @property
@@ -143,7 +145,9 @@ def available_schemes() -> list[str]:
     >>> "mrope-i" in available_schemes()
     True
     """
-    return sorted(f.name[: -len(".yaml")] for f in resources.files("mmrope_hf.configs").iterdir() if f.name.endswith(".yaml"))
+    return sorted(
+        f.name[: -len(".yaml")] for f in resources.files("mmrope_hf.configs").iterdir() if f.name.endswith(".yaml")
+    )
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -217,7 +221,9 @@ def resolve_config(scheme: str | Mapping[str, Any] | MMRopeConfig, **options: An
         if not isinstance(reset, bool):
             raise ValueError(f"spatial_reset must be true or false, got {reset!r}")
         if values.get("position", "mrope") not in ("mrope", "spatial-reset"):
-            raise ValueError(f"spatial_reset applies to the mrope/spatial-reset position designs, not {values['position']!r}")
+            raise ValueError(
+                f"spatial_reset applies to the mrope/spatial-reset position designs, not {values['position']!r}"
+            )
         values["position"] = "spatial-reset" if reset else "mrope"
     common = {key: values.pop(key) for key in _COMMON_OPTIONS if key in values}
     options = values.pop("options", {})  # a saved config's to_dict() has them flattened; accept both
@@ -225,5 +231,7 @@ def resolve_config(scheme: str | Mapping[str, Any] | MMRopeConfig, **options: An
         return MMRopeConfig(scheme=name, **common, options=tuple({**dict(options), **values}.items()))
     except ValueError as error:
         if version and "unknown option" in str(error):
-            raise ValueError(f"{error} (this config was written by mmrope-hf {version}; this is {__version__})") from None
+            raise ValueError(
+                f"{error} (this config was written by mmrope-hf {version}; this is {__version__})"
+            ) from None
         raise

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .positions import POSITION_DESIGNS
+from mmrope_hf.positions.registry import POSITION_DESIGNS
 
 NAMED = ("all", "alternate", "lower", "upper")
 
@@ -89,7 +89,10 @@ def layer_schedule(position: str, stagger_with: str, layers: str | tuple | dict,
     >>> layer_schedule("circle", "mrope", "all", 3)
     LayerSchedule(designs=('circle',), layer_sets=(0, 0, 0))
     """
-    names = [position if entry is True else stagger_with if entry is False else entry for entry in _entries(layers, num_layers)]
+    names = [
+        position if entry is True else stagger_with if entry is False else entry
+        for entry in _entries(layers, num_layers)
+    ]
     designs = tuple(dict.fromkeys([position, *names]))
     used = [d for d in designs if d in names] if names else [position]
     return LayerSchedule(tuple(used), tuple(used.index(name) for name in names))

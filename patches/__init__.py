@@ -1,3 +1,18 @@
-"""Model-family adapters (installed as ``mmrope_hf.patches``). Importing this package registers them."""
+"""Model-family adapters (shipped as ``mmrope_hf.patches``): where each family keeps what the patcher replaces.
 
-from . import llava, qwen2_5_vl, qwen2_vl, qwen3_vl  # noqa: F401
+A family module declares ``ADAPTERS = {model_type: adapter}``; add a new module to ``_FAMILIES`` below.
+"""
+
+from __future__ import annotations
+
+from mmrope_hf.adapters import ModelAdapter
+from mmrope_hf.registry import Registry
+
+from . import llava, qwen2_5_vl, qwen2_vl, qwen3_vl
+
+_FAMILIES = (qwen2_vl, qwen2_5_vl, qwen3_vl, llava)
+
+ADAPTERS: Registry[ModelAdapter] = Registry("model type")
+for _family in _FAMILIES:
+    for _model_type, _adapter in _family.ADAPTERS.items():
+        ADAPTERS.add(_model_type, _adapter)

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch import nn
 
-from mmrope_hf.layout import IMAGE, VIDEO, Segment, VisualBlock
+from mmrope_hf.positions.layout import IMAGE, VIDEO, Segment, VisualBlock
 
 LLAVA, NEXT, ONEVISION = "llava", "llava_next", "llava_onevision"
 
@@ -79,12 +78,13 @@ class LlavaGeometry:
     modeling: Any
 
     @classmethod
-    def of(cls, family: str, owner: nn.Module) -> "LlavaGeometry":
+    def of(cls, family: str, owner: Any) -> "LlavaGeometry":
         config, vision = owner.config, owner.config.vision_config
         embeddings = getattr(getattr(owner.vision_tower, "vision_model", owner.vision_tower), "embeddings", None)
         if embeddings is None or not hasattr(vision, "image_size") or not hasattr(vision, "patch_size"):
             raise TypeError(
-                f"the {family} adapter supports vision towers with one fixed square patch grid per tile (CLIP, SigLIP); "
+                f"the {family} adapter supports vision towers with one fixed square patch grid per tile "
+                f"(CLIP, SigLIP); "
                 f"{type(owner.vision_tower).__name__} ({vision.model_type}) has none"
             )
         return cls(
@@ -128,7 +128,9 @@ class LlavaGeometry:
                 f"{self.side}x{self.side} patch grid, which is not a grid"
             )
         if image_size is None:
-            raise ValueError(f"image {index}: the {self.family} layout needs image_sizes (one (height, width) per image)")
+            raise ValueError(
+                f"image {index}: the {self.family} layout needs image_sizes (one (height, width) per image)"
+            )
         what = f"image {index} (image_sizes {tuple(image_size)})"
         self._grid_tile(strategy, what)
         if not patched:
@@ -140,11 +142,14 @@ class LlavaGeometry:
     def hires_grid(self, image_size: Sequence[int]) -> tuple[int, int]:
         """(rows, columns) of the high-resolution grid, newlines excluded, as the model's ``pack_image_features``."""
         size = [int(v) for v in image_size]
-        tiles_h, tiles_w = self.modeling.get_anyres_image_grid_shape(size, [list(p) for p in self.pinpoints], self.tile_size)
+        tiles_h, tiles_w = self.modeling.get_anyres_image_grid_shape(
+            size, [list(p) for p in self.pinpoints or ()], self.tile_size
+        )
         padded = torch.empty(0, tiles_h * self.side, tiles_w * self.side)  # no data: only unpad_image's crop is read
         height, width = self.modeling.unpad_image(padded, size).shape[1:]
         if self.family == ONEVISION:
-            max_tiles = int(self.aspect_ratio.strip("anyres_max_"))  # the model's own parsing of "anyres_max_9"
+            # the model's own parsing of "anyres_max_9"
+            max_tiles = int(str(self.aspect_ratio).strip("anyres_max_"))  # noqa: B005
             ratio = math.sqrt(height * width / (max_tiles * self.side**2))
             if ratio > 1.1:
                 height, width = int(height // ratio), int(width // ratio)
@@ -155,7 +160,9 @@ class LlavaGeometry:
         what = f"video {index} ({frames} frames)"
         self._grid_tile(strategy, what)
         pooled = math.ceil(self.side / 2)
-        return Item((VisualBlock(VIDEO, (frames, pooled, pooled), 1.0), 1), f"{what}, {pooled}x{pooled} per frame + newline")
+        return Item(
+            (VisualBlock(VIDEO, (frames, pooled, pooled), 1.0), 1), f"{what}, {pooled}x{pooled} per frame + newline"
+        )
 
     # -- a batch ----------------------------------------------------------------------------------------------
 
@@ -166,8 +173,10 @@ class LlavaGeometry:
         out: dict[int, list[Item] | None] = {}
         if self.family == LLAVA:
             if inputs.get("image_sizes") is not None:
-                raise ValueError("the llava adapter lays out fixed square grids; image_sizes (Pixtral-style towers) "
-                                 "are not supported")
+                raise ValueError(
+                    "the llava adapter lays out fixed square grids; image_sizes (Pixtral-style towers) "
+                    "are not supported"
+                )
             pixels = inputs.get("pixel_values")
             count = None if pixels is None else int(pixels.shape[0])
             out[IMAGE] = None if count is None else [self.image(k, None, strategy) for k in range(count)]
@@ -185,18 +194,24 @@ class LlavaGeometry:
             if per_sample is not None:  # OneVision: images of multi-image samples keep their base view only
                 per_sample = [int(n) for n in torch.as_tensor(per_sample).reshape(-1).tolist()]
                 if sum(per_sample) != len(sizes):
-                    raise ValueError(f"batch_num_images {per_sample} counts {sum(per_sample)} image(s), image_sizes {len(sizes)}")
+                    raise ValueError(
+                        f"batch_num_images {per_sample} counts {sum(per_sample)} image(s), image_sizes {len(sizes)}"
+                    )
                 patched = [n == 1 for n in per_sample for _ in range(n)]
-            out[IMAGE] = [self.image(k, size, strategy, p) for k, (size, p) in enumerate(zip(sizes, patched))]
+            pairs = enumerate(zip(sizes, patched, strict=True))
+            out[IMAGE] = [self.image(k, size, strategy, p) for k, (size, p) in pairs]
         if self.video_token_id is not None:
             videos = inputs.get("pixel_values_videos")
-            out[VIDEO] = None if videos is None else [
-                self.video(k, int(videos.shape[1]), strategy) for k in range(int(videos.shape[0]))
-            ]
+            out[VIDEO] = (
+                None
+                if videos is None
+                else [self.video(k, int(videos.shape[1]), strategy) for k in range(int(videos.shape[0]))]
+            )
         return out
 
-    def layout(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               inputs: Mapping[str, Any]) -> list[list[Segment]] | None:
+    def layout(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, inputs: Mapping[str, Any]
+    ) -> list[list[Segment]] | None:
         """Segments of every row over its unpadded tokens; ``None`` when the batch holds no placeholder token."""
         tokens = {IMAGE: self.image_token_id}
         if self.video_token_id is not None:
@@ -209,8 +224,8 @@ class LlavaGeometry:
             kinds[input_ids == token] = modality
         queues = {modality: _Queue(modality, items, self, inputs) for modality, items in self.items(inputs).items()}
         layout = []
-        for row, (row_kinds, row_keep) in enumerate(zip(kinds.tolist(), keep.tolist())):
-            row_kinds = [k for k, kept in zip(row_kinds, row_keep) if kept]
+        for row, (row_kinds, row_keep) in enumerate(zip(kinds.tolist(), keep.tolist(), strict=True)):
+            row_kinds = [k for k, kept in zip(row_kinds, row_keep, strict=True) if kept]
             segments: list[Segment] = []
             start = 0
             while start < len(row_kinds):
@@ -261,7 +276,8 @@ class _Queue:
             item = self._next(left)
             if item is None:
                 raise ValueError(
-                    f"row {row} has more {name} placeholder tokens than the {len(self.items)} {name}(s) given describe: "
+                    f"row {row} has more {name} placeholder tokens than the {len(self.items or ())} {name}(s) "
+                    f"given describe: "
                     f"{left} token(s) at position {offset + run - left} have no {name}"
                 )
             if item.num_tokens > left:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
+from typing import Any
 
 from torch import nn
 
 from mmrope_hf.compat import missing_attribute
 
 
-def text_stack(owner: nn.Module, text: nn.Module, rotary_attrs: tuple[str, ...]) -> tuple[nn.Module, nn.ModuleList, ModuleType]:
+def text_stack(owner: nn.Module, text: Any, rotary_attrs: tuple[str, ...]) -> tuple[Any, Any, ModuleType]:
     """(``text.rotary_emb``, ``text.layers``, the modeling module of their attention) or a version error."""
-    rotary = getattr(text, "rotary_emb", None)
+    rotary: Any = getattr(text, "rotary_emb", None)
     for name in ("inv_freq", "attention_scaling", "rope_type", *rotary_attrs):
         if not hasattr(rotary, name):
             raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
@@ -25,7 +26,7 @@ def text_stack(owner: nn.Module, text: nn.Module, rotary_attrs: tuple[str, ...])
     return rotary, layers, modeling
 
 
-def generation_owner(model: nn.Module, owner: nn.Module) -> nn.Module | None:
+def generation_owner(model: nn.Module, owner: nn.Module) -> Any:
     """The outer model whose ``_prepare_position_ids_for_generation`` generate calls, when one was passed."""
     if model is owner:
         return None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from mmrope_hf.adapters import ADAPTERS, ModelHandles
+from mmrope_hf.adapters import ModelHandles
 from mmrope_hf.compat import missing_attribute
 
 from ._locate import generation_owner, text_stack
@@ -40,7 +40,7 @@ class QwenVLAdapter:
     video_intervals: Callable[[nn.Module], Callable] = lambda model: unit_intervals
 
     def locate(self, model: nn.Module) -> ModelHandles:
-        owner = model if hasattr(model, "get_rope_index") else getattr(model, "model", None)
+        owner: Any = model if hasattr(model, "get_rope_index") else getattr(model, "model", None)
         for name in ("get_rope_index", "compute_3d_position_ids"):
             if owner is None or not callable(getattr(owner, name, None)):
                 raise missing_attribute(f"{name} (on the model or model.model)", model)
@@ -48,7 +48,7 @@ class QwenVLAdapter:
         if text is None:
             raise missing_attribute("language_model", owner)
         rotary, layers, modeling = text_stack(owner, text, ("recomposition_frequencies",))
-        vision = getattr(owner.config, "vision_config", None)
+        vision: Any = getattr(owner.config, "vision_config", None)
         if not hasattr(vision, "spatial_merge_size"):
             raise missing_attribute("config.vision_config.spatial_merge_size", owner)
         section = text.config.rope_parameters.get("mrope_section") or self.default_section
@@ -67,8 +67,3 @@ class QwenVLAdapter:
             split_video_frames=self.split_video_frames,
             video_intervals=self.video_intervals(owner),
         )
-
-
-def register(adapter: QwenVLAdapter, *model_types: str) -> None:
-    for model_type in model_types:
-        ADAPTERS.add(model_type, adapter)

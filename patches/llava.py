@@ -22,7 +22,7 @@ at all: it *is* the model's 1D RoPE, so logits and generations are bit-identical
 
 Frequencies: a 1D model has no 3D allocation of its own. ``native`` here is ``interleaved`` (MRoPE-I: every axis
 spans the whole spectrum) with the default section scaled to the head dim (h = w = floor(20 P / 64), t the rest,
-P = head_dim / 2: [24, 20, 20] at head_dim 128, [6, 5, 5] at head_dim 32; see :mod:`mmrope_hf.allocation`).
+P = head_dim / 2: [24, 20, 20] at head_dim 128, [6, 5, 5] at head_dim 32; see :mod:`mmrope_hf.frequencies.allocation`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmrope_hf.adapters import ADAPTERS, ModelHandles
-from mmrope_hf.allocation import ALLOCATIONS
+from mmrope_hf.adapters import ModelHandles
 from mmrope_hf.compat import missing_attribute
+from mmrope_hf.frequencies.allocation import ALLOCATIONS
 
 from ._llava_layout import LlavaGeometry
 from ._locate import generation_owner, text_stack
@@ -58,7 +58,7 @@ class LlavaAdapter:
 
     def locate(self, model: nn.Module) -> ModelHandles:
         inner = getattr(model, "model", None)
-        owner = inner if isinstance(getattr(inner, "language_model", None), nn.Module) else model
+        owner: Any = inner if isinstance(getattr(inner, "language_model", None), nn.Module) else model
         for name in ("language_model", "vision_tower"):
             if not isinstance(getattr(owner, name, None), nn.Module):
                 raise missing_attribute(f"{name} (on the model or model.model)", model)
@@ -95,19 +95,30 @@ class _Carry:
     rows: torch.Tensor | None = None
 
 
-def install(geometry: LlavaGeometry, owner: nn.Module, text: nn.Module, generation_owner: nn.Module | None,
-            state: Any, undo: Any) -> None:
+def install(
+    geometry: LlavaGeometry,
+    owner: nn.Module,
+    text: nn.Module,
+    generation_owner: nn.Module | None,
+    state: Any,
+    undo: Any,
+) -> None:
     """Install the position plumbing (module docstring) on one model; every step is recorded in ``undo``."""
     if all(design == ONE_DIMENSIONAL for design in state.schedule.designs):
         return  # the model's own 1D positions are the vanilla design: nothing to carry
     carry = _Carry()
     undo.add_hook(owner.register_forward_pre_hook(partial(_owner_hook, geometry, state), with_kwargs=True))
-    undo.add_hook(text.register_forward_pre_hook(partial(_split_hook, carry, state.schedule.num_sets), with_kwargs=True))
+    undo.add_hook(
+        text.register_forward_pre_hook(partial(_split_hook, carry, state.schedule.num_sets), with_kwargs=True)
+    )
     undo.add_hook(state.handles.rotary.register_forward_pre_hook(partial(_rotary_hook, carry), with_kwargs=True))
     if generation_owner is not None:
         original = generation_owner._prepare_position_ids_for_generation
-        undo.set_attr(generation_owner, "_prepare_position_ids_for_generation",
-                      partial(_generation_positions, original, geometry, state))
+        undo.set_attr(
+            generation_owner,
+            "_prepare_position_ids_for_generation",
+            partial(_generation_positions, original, geometry, state),
+        )
 
 
 def _named(module: nn.Module, args: tuple, kwargs: dict) -> dict:
@@ -115,7 +126,7 @@ def _named(module: nn.Module, args: tuple, kwargs: dict) -> dict:
     if not args:
         return dict(kwargs)
     names = [p for p in inspect.signature(module.forward).parameters if p not in ("args", "kwargs")]
-    return {**dict(zip(names, args)), **kwargs}
+    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def _mask_2d(mask: Any) -> torch.Tensor | None:
@@ -141,7 +152,9 @@ def _from_deltas(state: Any, index: torch.Tensor) -> torch.Tensor | None:
     if deltas is None:
         return None
     if index.shape[0] not in (1, deltas.shape[0]):
-        raise ValueError(f"decoding a batch of {index.shape[0]} from a prompt batch of {deltas.shape[0]}: pass position_ids")
+        raise ValueError(
+            f"decoding a batch of {index.shape[0]} from a prompt batch of {deltas.shape[0]}: pass position_ids"
+        )
     deltas = deltas.to(index.device)
     sets = index[None] + deltas.T[:, :, None]  # (K, B, L)
     return sets.repeat_interleave(3, dim=0)
@@ -209,7 +222,9 @@ def _rotary_hook(carry: _Carry, module: nn.Module, args: tuple, kwargs: dict):
     return (x,), {"position_ids": rows}
 
 
-def _generation_positions(original, geometry: LlavaGeometry, state: Any, inputs_tensor: torch.Tensor, model_kwargs: dict):
+def _generation_positions(
+    original, geometry: LlavaGeometry, state: Any, inputs_tensor: torch.Tensor, model_kwargs: dict
+):
     text_row = original(inputs_tensor, model_kwargs)
     input_ids = model_kwargs.get("input_ids")
     if input_ids is None or input_ids.shape[1] == 0:
@@ -232,5 +247,4 @@ def _generation_positions(original, geometry: LlavaGeometry, state: Any, inputs_
     return _with_text_row(text_row, positions)
 
 
-for _family in ("llava", "llava_next", "llava_onevision"):
-    ADAPTERS.add(_family, LlavaAdapter(_family))
+ADAPTERS = {family: LlavaAdapter(family) for family in ("llava", "llava_next", "llava_onevision")}

@@ -1,6 +1,6 @@
 """Qwen2.5-VL: as Qwen2-VL, but a video's temporal step is ``tokens_per_second * second_per_grid_ts``."""
 
-from ._qwen_vl import ROPE_INDEX_ARGS, QwenVLAdapter, register
+from ._qwen_vl import ROPE_INDEX_ARGS, QwenVLAdapter
 
 
 def absolute_time_intervals(model):
@@ -14,12 +14,11 @@ def absolute_time_intervals(model):
     return intervals
 
 
-register(
-    QwenVLAdapter(
+ADAPTERS = {
+    "qwen2_5_vl": QwenVLAdapter(
         native_frequency="chunked",
         default_section=(16, 24, 24),
         rope_index_args=(*ROPE_INDEX_ARGS[:4], "second_per_grid_ts", "attention_mask"),
         video_intervals=absolute_time_intervals,
     ),
-    "qwen2_5_vl",
-)
+}

@@ -1,5 +1,5 @@
 """Qwen2-VL: chunked allocation, one block per video, temporal groups one position apart."""
 
-from ._qwen_vl import QwenVLAdapter, register
+from ._qwen_vl import QwenVLAdapter
 
-register(QwenVLAdapter(native_frequency="chunked", default_section=(16, 24, 24)), "qwen2_vl")
+ADAPTERS = {"qwen2_vl": QwenVLAdapter(native_frequency="chunked", default_section=(16, 24, 24))}

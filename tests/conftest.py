@@ -113,8 +113,13 @@ def assert_prefill_then_decode(model, inputs: dict, positions: torch.Tensor | No
         torch.testing.assert_close(out.logits[real], full[:, :prefill][real], atol=atol, rtol=0)
         cache = out.past_key_values
         for i in range(prefill, ids.shape[1]):
-            step = model(input_ids=ids[:, i : i + 1], attention_mask=sliced(mask, i + 1), past_key_values=cache,
-                         position_ids=None if positions is None else positions[..., i : i + 1], use_cache=True)
+            step = model(
+                input_ids=ids[:, i : i + 1],
+                attention_mask=sliced(mask, i + 1),
+                past_key_values=cache,
+                position_ids=None if positions is None else positions[..., i : i + 1],
+                use_cache=True,
+            )
             torch.testing.assert_close(step.logits[:, 0], full[:, i], atol=atol, rtol=0)
             cache = step.past_key_values
 
@@ -134,8 +139,9 @@ def assert_cached_decoding_with_positions(model, inputs: dict, atol: float = 1e-
 
 def greedy(model, inputs: dict, new_tokens: int = 4, **kwargs):
     """Greedy ``generate`` that also returns the logits of every step."""
-    return model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, output_logits=True,
-                          return_dict_in_generate=True, **kwargs)
+    return model.generate(
+        **inputs, max_new_tokens=new_tokens, do_sample=False, output_logits=True, return_dict_in_generate=True, **kwargs
+    )
 
 
 def assert_generate_equals_teacher_forced(model, inputs: dict, atol: float = 1e-5) -> None:
@@ -143,9 +149,12 @@ def assert_generate_equals_teacher_forced(model, inputs: dict, atol: float = 1e-
     out = greedy(model, inputs)
     length = inputs["input_ids"].shape[1]
     batch, new = out.sequences.shape[0], out.sequences.shape[1] - length
-    forced = dict(inputs, input_ids=out.sequences,
-                  attention_mask=torch.cat([inputs["attention_mask"], torch.ones(batch, new, dtype=torch.long)], 1),
-                  mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(batch, new, dtype=torch.long)], 1))
+    forced = dict(
+        inputs,
+        input_ids=out.sequences,
+        attention_mask=torch.cat([inputs["attention_mask"], torch.ones(batch, new, dtype=torch.long)], 1),
+        mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(batch, new, dtype=torch.long)], 1),
+    )
     full = logits(model, forced)
     for i, step_logits in enumerate(out.logits):
         torch.testing.assert_close(step_logits, full[:, length - 1 + i], atol=atol, rtol=0)
@@ -156,6 +165,6 @@ def assert_batched_generate_equals_one_by_one(model, singles: list[dict], batch:
     batched = greedy(model, batch, **kwargs)
     for b, inputs in enumerate(singles):
         single = greedy(model, inputs, **kwargs)
-        assert torch.equal(batched.sequences[b, -len(batched.logits):], single.sequences[0, -len(single.logits):])
+        assert torch.equal(batched.sequences[b, -len(batched.logits) :], single.sequences[0, -len(single.logits) :])
         for step_batched, step_single in zip(batched.logits, single.logits):
             torch.testing.assert_close(step_batched[b], step_single[0], atol=1e-4, rtol=0)

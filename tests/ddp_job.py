@@ -13,5 +13,6 @@ from test_ddp import WORLD, _worker, free_port
 
 if __name__ == "__main__":
     scheme, options, fsdp, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-    mp.start_processes(_worker, args=(WORLD, free_port(), out, scheme, options, fsdp), nprocs=WORLD,
-                       start_method="spawn", join=True)
+    mp.start_processes(
+        _worker, args=(WORLD, free_port(), out, scheme, options, fsdp), nprocs=WORLD, start_method="spawn", join=True
+    )

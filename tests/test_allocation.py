@@ -8,8 +8,8 @@ import transformers
 from reference import rope_reference as ref
 
 import mmrope_hf
-from mmrope_hf.allocation import ALLOCATIONS, chunked_pair_axes, interleaved_pair_axes
-from mmrope_hf.rotary import MultimodalRotaryEmbedding
+from mmrope_hf.frequencies.allocation import ALLOCATIONS, chunked_pair_axes, interleaved_pair_axes
+from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding
 from mmrope_hf.testing import tiny_model
 
 
@@ -42,7 +42,9 @@ def test_default_sections_scale_with_head_dim():
 
 def test_sections_that_do_not_fit_fail_clearly():
     interleaved = ALLOCATIONS.get("interleaved")
-    with pytest.raises(ValueError, match=r"\[16, 24, 24\] does not fit the interleaved allocation on 64 pairs.*\[22, 21, 21\]"):
+    with pytest.raises(
+        ValueError, match=r"\[16, 24, 24\] does not fit the interleaved allocation on 64 pairs.*\[22, 21, 21\]"
+    ):
         interleaved.plan(64, 8, [16, 24, 24], {})
     with pytest.raises(ValueError, match=r"sums to 60, but the head has 64 rotary pairs \(head_dim 128\)"):
         ALLOCATIONS.get("chunked").plan(64, 8, [16, 24, 20], {})
@@ -54,11 +56,17 @@ def test_sections_that_do_not_fit_fail_clearly():
 
 def stock_rotary(cls_name: str, section):
     config = transformers.Qwen3VLTextConfig(
-        hidden_size=1024, num_attention_heads=8, head_dim=128,
+        hidden_size=1024,
+        num_attention_heads=8,
+        head_dim=128,
         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": list(section)},
     )
-    return getattr(transformers.models.qwen3_vl.modeling_qwen3_vl if "Qwen3" in cls_name
-                   else transformers.models.qwen2_vl.modeling_qwen2_vl, cls_name)(config)
+    return getattr(
+        transformers.models.qwen3_vl.modeling_qwen3_vl
+        if "Qwen3" in cls_name
+        else transformers.models.qwen2_vl.modeling_qwen2_vl,
+        cls_name,
+    )(config)
 
 
 @pytest.mark.parametrize(
@@ -97,8 +105,10 @@ def test_rotary_numeric_spot_check_of_the_spec():
     """multimodal_ropes.md section 6: image token r=2, c=1 of example (a), base 1e6, pairs 0-5."""
     stock = stock_rotary("Qwen3VLTextRotaryEmbedding", (24, 20, 20))
     ours = MultimodalRotaryEmbedding(stock, ALLOCATIONS.get("interleaved").plan(64, 8, (24, 20, 20), {}))
-    for ids, angles in [((3, 5, 4), [3.0, 4.029211, 2.597527, 1.569897, 2.108483, 1.359283]),
-                        ((3, 2, 1), [3.0, 1.611684, 0.649382, 1.569897, 0.843393, 0.339821])]:
+    for ids, angles in [
+        ((3, 5, 4), [3.0, 4.029211, 2.597527, 1.569897, 2.108483, 1.359283]),
+        ((3, 2, 1), [3.0, 1.611684, 0.649382, 1.569897, 0.843393, 0.339821]),
+    ]:
         cos, sin = ours(torch.zeros(1), torch.tensor(ids).view(3, 1, 1))
         got = torch.atan2(sin[0, 0, :6], cos[0, 0, :6]).double()
         want = torch.remainder(torch.tensor(angles, dtype=torch.float64) + torch.pi, 2 * torch.pi) - torch.pi

@@ -15,21 +15,37 @@ import pytest
 import torch
 import transformers
 from conftest import (
-    assert_cached_decoding_with_positions, assert_decoding_from_rope_deltas, assert_generate_equals_teacher_forced,
-    logits, random_rows, reference_layout,
+    assert_cached_decoding_with_positions,
+    assert_decoding_from_rope_deltas,
+    assert_generate_equals_teacher_forced,
+    logits,
+    random_rows,
+    reference_layout,
 )
 from reference import baselines_reference as ref
 
 import mmrope_hf
-from mmrope_hf import allocation, baselines
-from mmrope_hf.allocation import ALLOCATIONS
+from mmrope_hf.frequencies import allocation
+from mmrope_hf.positions import baselines
+from mmrope_hf.frequencies.allocation import ALLOCATIONS
 from mmrope_hf.config import load_preset
-from mmrope_hf.rotary import MultimodalRotaryEmbedding
+from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
-NEW_PRESETS = ["videorope", "hope", "v2pe", "ilrope", "omnirope", "ablation-3d", "ablation-diagonal",
-               "ablation-modality-interval", "ablation-text-spatial-reset", "ablation-scaled-base",
-               "ablation-videorope-freq", "ablation-ilrope-freq"]
+NEW_PRESETS = [
+    "videorope",
+    "hope",
+    "v2pe",
+    "ilrope",
+    "omnirope",
+    "ablation-3d",
+    "ablation-diagonal",
+    "ablation-modality-interval",
+    "ablation-text-spatial-reset",
+    "ablation-scaled-base",
+    "ablation-videorope-freq",
+    "ablation-ilrope-freq",
+]
 BREAK_TEXT_PRIORS = {"hope", "ilrope", "omnirope", "ablation-text-spatial-reset", "ablation-scaled-base"}
 KEYS = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
 ATOL = 1e-5
@@ -73,18 +89,49 @@ CASES_A = [  # scheme, options, design, tokens (effective), delta
     ("ablation-diagonal", {}, "videorope", txt(0, 1, 2) + [(3, 2 + r, 2 + c) for r, c in GRID] + txt(4, 5), -15),
     ("hope", {}, "hope", txt(0, 1, 2) + [(3, 2 + r, 2 + c) for r, c in GRID] + txt(4, 5), -15),
     ("v2pe", {}, "v2pe", txt(0, 1, 2) + [(3 + 4 * r + c,) * 3 for r, c in GRID] + txt(19, 20), 0),
-    ("v2pe", {"visual_stride": 1}, "v2pe", txt(0, 1, 2) + [(2 + (k + 1) / 16,) * 3 for k in range(16)] + txt(4, 5), -15),
-    ("ablation-text-spatial-reset", {}, "text-spatial-reset",
-     txt(0, 1, 2, reset=True) + [(3, r, c) for r, c in GRID] + txt(7, 8, reset=True), -12),
-    ("ilrope", {}, "text-spatial-reset", txt(0, 1, 2, reset=True) + [(3, r, c) for r, c in GRID] + txt(7, 8, reset=True), -12),
-    ("ablation-modality-interval", {}, "modality-interval", txt(0, 1, 2) + [(3, r, c) for r, c in GRID] + txt(19, 20), 0),
+    (
+        "v2pe",
+        {"visual_stride": 1},
+        "v2pe",
+        txt(0, 1, 2) + [(2 + (k + 1) / 16,) * 3 for k in range(16)] + txt(4, 5),
+        -15,
+    ),
+    (
+        "ablation-text-spatial-reset",
+        {},
+        "text-spatial-reset",
+        txt(0, 1, 2, reset=True) + [(3, r, c) for r, c in GRID] + txt(7, 8, reset=True),
+        -12,
+    ),
+    (
+        "ilrope",
+        {},
+        "text-spatial-reset",
+        txt(0, 1, 2, reset=True) + [(3, r, c) for r, c in GRID] + txt(7, 8, reset=True),
+        -12,
+    ),
+    (
+        "ablation-modality-interval",
+        {},
+        "modality-interval",
+        txt(0, 1, 2) + [(3, r, c) for r, c in GRID] + txt(19, 20),
+        0,
+    ),
     # the reference repo's ILRoPE / OmniRoPE keep text on the diagonal: spatial-reset numbers
-    ("omnirope", {"position": "spatial-reset"}, "spatial-reset", txt(0, 1, 2) + [(3, r, c) for r, c in GRID] + txt(7, 8), -12),
+    (
+        "omnirope",
+        {"position": "spatial-reset"},
+        "spatial-reset",
+        txt(0, 1, 2) + [(3, r, c) for r, c in GRID] + txt(7, 8),
+        -12,
+    ),
 ]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("scheme, options, design, expected, delta", CASES_A, ids=[f"{c[0]}{c[1] or ''}" for c in CASES_A])
+@pytest.mark.parametrize(
+    "scheme, options, design, expected, delta", CASES_A, ids=[f"{c[0]}{c[1] or ''}" for c in CASES_A]
+)
 def test_worked_example_a(family, scheme, options, design, expected, delta):
     positions, deltas = rope_index(patched(family, scheme, **options), build_inputs(family, EXAMPLE_A))
     assert_tokens(effective(positions[:, 0], design), expected)
@@ -94,19 +141,48 @@ def test_worked_example_a(family, scheme, options, design, expected, delta):
 
 
 CASES_B = [
-    ("videorope", {}, "videorope", txt(0, 1) + [(2 + 2 * g, 2 + 2 * g + r, 2 + 2 * g + c) for g, r, c in CUBE] + txt(7, 8), -7),
-    ("videorope", {"temporal_stride": 1}, "videorope",
-     txt(0, 1) + [(2 + g, 2 + g + r, 2 + g + c) for g, r, c in CUBE] + txt(5, 6), -9),
-    ("hope", {"temporal_stride": 1.25}, "hope",  # the spec's draw s = 1.25, here as the inference stride
-     txt(0, 1) + [(2 + 1.25 * g, 2 + 1.25 * g + r, 2 + 1.25 * g + c) for g, r, c in CUBE] + txt(5.5, 6.5), -8.5),
+    (
+        "videorope",
+        {},
+        "videorope",
+        txt(0, 1) + [(2 + 2 * g, 2 + 2 * g + r, 2 + 2 * g + c) for g, r, c in CUBE] + txt(7, 8),
+        -7,
+    ),
+    (
+        "videorope",
+        {"temporal_stride": 1},
+        "videorope",
+        txt(0, 1) + [(2 + g, 2 + g + r, 2 + g + c) for g, r, c in CUBE] + txt(5, 6),
+        -9,
+    ),
+    (
+        "hope",
+        {"temporal_stride": 1.25},
+        "hope",  # the spec's draw s = 1.25, here as the inference stride
+        txt(0, 1) + [(2 + 1.25 * g, 2 + 1.25 * g + r, 2 + 1.25 * g + c) for g, r, c in CUBE] + txt(5.5, 6.5),
+        -8.5,
+    ),
     ("v2pe", {}, "v2pe", txt(0, 1) + [(1 + (k + 1) * 16 / 12,) * 3 for k in range(12)] + txt(18, 19), 4),
-    ("ablation-text-spatial-reset", {}, "text-spatial-reset",
-     txt(0, 1, reset=True) + [(2 + g, r, c) for g, r, c in CUBE] + txt(5, 6, reset=True), -9),
-    ("ablation-modality-interval", {}, "modality-interval", txt(0, 1) + [(2 + g, r, c) for g, r, c in CUBE] + txt(14, 15), 0),
+    (
+        "ablation-text-spatial-reset",
+        {},
+        "text-spatial-reset",
+        txt(0, 1, reset=True) + [(2 + g, r, c) for g, r, c in CUBE] + txt(5, 6, reset=True),
+        -9,
+    ),
+    (
+        "ablation-modality-interval",
+        {},
+        "modality-interval",
+        txt(0, 1) + [(2 + g, r, c) for g, r, c in CUBE] + txt(14, 15),
+        0,
+    ),
 ]
 
 
-@pytest.mark.parametrize("scheme, options, design, expected, delta", CASES_B, ids=[f"{c[0]}{c[1] or ''}" for c in CASES_B])
+@pytest.mark.parametrize(
+    "scheme, options, design, expected, delta", CASES_B, ids=[f"{c[0]}{c[1] or ''}" for c in CASES_B]
+)
 def test_worked_example_b_qwen2_vl(scheme, options, design, expected, delta):
     positions, deltas = rope_index(patched("qwen2_vl", scheme, **options), build_inputs("qwen2_vl", EXAMPLE_B))
     assert_tokens(effective(positions[:, 0], design), expected)
@@ -134,10 +210,17 @@ def test_text_spatial_reset_shares_t_rows_and_deltas_with_spatial_reset(family):
 # --- random layouts against the independent reference ------------------------------------------------------------
 
 
-DESIGN_CASES = [("videorope", {"temporal_stride": 2.0}), ("videorope", {"temporal_stride": 0.75}),
-                ("hope", {"temporal_stride": 1.25}), ("v2pe", {"visual_stride": 16}), ("v2pe", {"visual_stride": 3}),
-                ("text-spatial-reset", {"temporal_stride": 0.5}), ("text-spatial-reset", {"temporal_stride": 2.0}),
-                ("modality-interval", {"temporal_stride": 1.0}), ("modality-interval", {"temporal_stride": 7.0})]
+DESIGN_CASES = [
+    ("videorope", {"temporal_stride": 2.0}),
+    ("videorope", {"temporal_stride": 0.75}),
+    ("hope", {"temporal_stride": 1.25}),
+    ("v2pe", {"visual_stride": 16}),
+    ("v2pe", {"visual_stride": 3}),
+    ("text-spatial-reset", {"temporal_stride": 0.5}),
+    ("text-spatial-reset", {"temporal_stride": 2.0}),
+    ("modality-interval", {"temporal_stride": 1.0}),
+    ("modality-interval", {"temporal_stride": 7.0}),
+]
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
@@ -200,18 +283,25 @@ def test_sections_that_do_not_fit_fail_clearly():
 
 
 def stock_rotary(base=1e6):
-    config = transformers.Qwen3VLTextConfig(hidden_size=1024, num_attention_heads=8, head_dim=128, rope_parameters={
-        "rope_type": "default", "rope_theta": base, "mrope_section": [24, 20, 20]})
+    config = transformers.Qwen3VLTextConfig(
+        hidden_size=1024,
+        num_attention_heads=8,
+        head_dim=128,
+        rope_parameters={"rope_type": "default", "rope_theta": base, "mrope_section": [24, 20, 20]},
+    )
     return transformers.models.qwen3_vl.modeling_qwen3_vl.Qwen3VLTextRotaryEmbedding(config)
 
 
-@pytest.mark.parametrize("name, options, spatial_base", [
-    ("videorope", {"temporal_nope": True}, None),
-    ("videorope", {"videorope_layout": "multimodal-ropes", "temporal_nope": True}, None),
-    ("interleaved-reserved-t", {}, None),
-    ("interleaved-scaled-base", {"spatial_base_scale": 0.01}, 1e4),
-    ("interleaved-scaled-base", {"spatial_base_scale": 3.0}, 3e6),
-])
+@pytest.mark.parametrize(
+    "name, options, spatial_base",
+    [
+        ("videorope", {"temporal_nope": True}, None),
+        ("videorope", {"videorope_layout": "multimodal-ropes", "temporal_nope": True}, None),
+        ("interleaved-reserved-t", {}, None),
+        ("interleaved-scaled-base", {"spatial_base_scale": 0.01}, 1e4),
+        ("interleaved-scaled-base", {"spatial_base_scale": 3.0}, 3e6),
+    ],
+)
 @pytest.mark.parametrize("relative", [False, True])
 def test_rotary_matches_reference(name, options, spatial_base, relative):
     plan = ALLOCATIONS.get(name).plan(64, 8, None, options)
@@ -249,7 +339,10 @@ def test_presets_resolve_and_say_what_they_are():
         assert mmrope_hf.resolve_config(config.to_dict()) == config
     hope = mmrope_hf.resolve_config("hope")
     assert (hope.option("temporal_stride_choices"), hope.option("seed"), hope.option("temporal_nope")) == (
-        (0.5, 0.75, 1.0, 1.25, 1.5), 0, True)
+        (0.5, 0.75, 1.0, 1.25, 1.5),
+        0,
+        True,
+    )
 
 
 TEXT = [[64]]  # long enough for NoPE on the lowest-frequency pairs (HoPE) to show: about 6e-4 on the logits
@@ -270,11 +363,16 @@ def test_text_only_logits_are_stock_exactly_when_the_scheme_keeps_text_priors(fa
 def test_each_prior_breaking_piece_alone_changes_text():
     inputs = build_inputs("qwen2_5_vl", TEXT)
     stock = logits(tiny_model("qwen2_5_vl"), inputs)
-    for scheme, options in [("videorope", {"temporal_nope": True}), ("mrope-i", {"position": "text-spatial-reset"}),
-                            ("mrope-i", {"frequency": "interleaved-scaled-base"})]:
+    for scheme, options in [
+        ("videorope", {"temporal_nope": True}),
+        ("mrope-i", {"position": "text-spatial-reset"}),
+        ("mrope-i", {"frequency": "interleaved-scaled-base"}),
+    ]:
         assert (logits(patched("qwen2_5_vl", scheme, **options), inputs) - stock).abs().max() > 1e-4
-    assert torch.equal(logits(patched("qwen2_5_vl", "mrope-i", frequency="interleaved-scaled-base",
-                                      spatial_base_scale=1.0), inputs), stock)
+    assert torch.equal(
+        logits(patched("qwen2_5_vl", "mrope-i", frequency="interleaved-scaled-base", spatial_base_scale=1.0), inputs),
+        stock,
+    )
 
 
 VIDEO_ROWS = [[3, ("video", 3, 4, 4), 2, ("image", 1, 4, 6), 2], [5, ("image", 1, 6, 4), 4]]
@@ -284,9 +382,11 @@ DECODING = [pytest.param(s, {}, id=s) for s in NEW_PRESETS] + [
 QWEN3_DECODING = ("videorope", "hope", "v2pe", "ablation-text-spatial-reset", "ablation-modality-interval")
 
 
-@pytest.mark.parametrize("family, scheme, options", [pytest.param("qwen2_5_vl", *p.values, id=f"qwen2_5_vl-{p.id}")
-                                                     for p in DECODING] + [
-    pytest.param("qwen3_vl", s, {}, id=f"qwen3_vl-{s}") for s in QWEN3_DECODING])
+@pytest.mark.parametrize(
+    "family, scheme, options",
+    [pytest.param("qwen2_5_vl", *p.values, id=f"qwen2_5_vl-{p.id}") for p in DECODING]
+    + [pytest.param("qwen3_vl", s, {}, id=f"qwen3_vl-{s}") for s in QWEN3_DECODING],
+)
 def test_prefill_then_cached_decoding_equals_full_forward(family, scheme, options):
     assert_cached_decoding_with_positions(patched(family, scheme, **options), build_inputs(family, VIDEO_ROWS))
 
@@ -363,18 +463,29 @@ def test_hope_training_forward_is_reproducible_and_reaches_the_logits():
 # --- options ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme, options, message", [
-    ("hope", {"temporal_stride_choices": []}, r"temporal_stride_choices must be a non-empty list of positive numbers"),
-    ("hope", {"temporal_stride_choices": [1, 0]}, r"temporal_stride_choices must be a positive number, got 0"),
-    ("hope", {"temporal_stride_choices": "1.0"}, r"temporal_stride_choices must be a non-empty list"),
-    ("hope", {"seed": -1}, r"seed must be a non-negative integer, got -1"),
-    ("hope", {"seed": True}, r"seed must be a non-negative integer, got True"),
-    ("v2pe", {"visual_stride": 0}, r"visual_stride must be a positive number, got 0"),
-    ("videorope", {"videorope_layout": "jjjymmm"}, r"unknown videorope_layout 'jjjymmm'; valid choices: official, multimodal-ropes"),
-    ("videorope", {"temporal_nope": "yes"}, r"temporal_nope must be true or false"),
-    ("ablation-scaled-base", {"spatial_base_scale": 0}, r"spatial_base_scale must be a positive number"),
-    ("videorope", {"seed": 1}, r"unknown option\(s\) seed for scheme 'videorope'"),
-])
+@pytest.mark.parametrize(
+    "scheme, options, message",
+    [
+        (
+            "hope",
+            {"temporal_stride_choices": []},
+            r"temporal_stride_choices must be a non-empty list of positive numbers",
+        ),
+        ("hope", {"temporal_stride_choices": [1, 0]}, r"temporal_stride_choices must be a positive number, got 0"),
+        ("hope", {"temporal_stride_choices": "1.0"}, r"temporal_stride_choices must be a non-empty list"),
+        ("hope", {"seed": -1}, r"seed must be a non-negative integer, got -1"),
+        ("hope", {"seed": True}, r"seed must be a non-negative integer, got True"),
+        ("v2pe", {"visual_stride": 0}, r"visual_stride must be a positive number, got 0"),
+        (
+            "videorope",
+            {"videorope_layout": "jjjymmm"},
+            r"unknown videorope_layout 'jjjymmm'; valid choices: official, multimodal-ropes",
+        ),
+        ("videorope", {"temporal_nope": "yes"}, r"temporal_nope must be true or false"),
+        ("ablation-scaled-base", {"spatial_base_scale": 0}, r"spatial_base_scale must be a positive number"),
+        ("videorope", {"seed": 1}, r"unknown option\(s\) seed for scheme 'videorope'"),
+    ],
+)
 def test_bad_options_name_the_value(scheme, options, message):
     with pytest.raises(ValueError, match=message):
         mmrope_hf.resolve_config(scheme, **options)

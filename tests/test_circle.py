@@ -12,12 +12,12 @@ from conftest import left_pad_batch, logits, random_rows, reference_layout
 from reference import circle_reference as ref
 
 import mmrope_hf
-from mmrope_hf import circle as circle_module
+from mmrope_hf.positions import circle as circle_module
 from mmrope_hf import metrics
-from mmrope_hf.circle import circle
-from mmrope_hf.layout import IMAGE, VIDEO, VisualBlock
+from mmrope_hf.positions.circle import circle
+from mmrope_hf.positions.layout import IMAGE, VIDEO, VisualBlock
 from mmrope_hf.metrics import ptd
-from mmrope_hf.positions import PositionOptions
+from mmrope_hf.positions.design import PositionOptions
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
 ATOL = 1e-5
@@ -26,13 +26,27 @@ KEYS = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask
 # Section 7: x0 x1 <vs> | 4x4 image (grid 1x8x8, merge 2) | <ve> x4; the reference's float32 circle column.
 EXAMPLE = [[2, ("image", 1, 8, 8), 1]]
 EXAMPLE_POSITIONS = [
-    (0, 0, 0), (1, 1, 1), (2, 2, 2),
-    (5.0854435, 8.7938128, -4.8792562), (8.3401375, 5.6789675, -5.0191059), (10.7928143, 1.2140548, -3.0068684),
-    (11.0713911, -2.1031599, 0.0317688), (8.7735023, 5.1132488, -4.8867512), (10.7223558, 1.4353240, -3.1576796),
-    (9.0263195, -4.7841768, 4.7578564), (5.9950161, -5.0756855, 8.0806694), (-5.1649666, 7.0824833, 7.0824833),
-    (-5.1493158, 6.6370554, 7.5122600), (-3.0263209, 1.2421443, 10.7841768), (-2.6738319, 0.7520638, 10.9217682),
-    (-4.0566363, 10.0854111, 2.9712250), (-4.2973008, 9.8207245, 3.4765768), (-4.7928133, 9.0068693, 4.7859440),
-    (-4.9286900, 8.6531057, 5.2755842), (12.0713911,) * 3, (13.0713911,) * 3,
+    (0, 0, 0),
+    (1, 1, 1),
+    (2, 2, 2),
+    (5.0854435, 8.7938128, -4.8792562),
+    (8.3401375, 5.6789675, -5.0191059),
+    (10.7928143, 1.2140548, -3.0068684),
+    (11.0713911, -2.1031599, 0.0317688),
+    (8.7735023, 5.1132488, -4.8867512),
+    (10.7223558, 1.4353240, -3.1576796),
+    (9.0263195, -4.7841768, 4.7578564),
+    (5.9950161, -5.0756855, 8.0806694),
+    (-5.1649666, 7.0824833, 7.0824833),
+    (-5.1493158, 6.6370554, 7.5122600),
+    (-3.0263209, 1.2421443, 10.7841768),
+    (-2.6738319, 0.7520638, 10.9217682),
+    (-4.0566363, 10.0854111, 2.9712250),
+    (-4.2973008, 9.8207245, 3.4765768),
+    (-4.7928133, 9.0068693, 4.7859440),
+    (-4.9286900, 8.6531057, 5.2755842),
+    (12.0713911,) * 3,
+    (13.0713911,) * 3,
 ]
 
 
@@ -45,8 +59,12 @@ def circle_model(family, **options):
 
 
 def close(actual, expected, atol=ATOL):
-    torch.testing.assert_close(torch.as_tensor(actual, dtype=torch.float64),
-                               torch.as_tensor(expected, dtype=torch.float64), atol=atol, rtol=1e-6)
+    torch.testing.assert_close(
+        torch.as_tensor(actual, dtype=torch.float64),
+        torch.as_tensor(expected, dtype=torch.float64),
+        atol=atol,
+        rtol=1e-6,
+    )
 
 
 def design_row(layout, stride=1.0, temporal_stride=None, **options):
@@ -73,8 +91,12 @@ def assert_matches_reference(layout, stride=1.0, temporal_stride=None, **options
 def test_worked_example(family):
     inputs = build_inputs(family, EXAMPLE)
     model = circle_model(family)
-    positions, deltas = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
-                                                   inputs["image_grid_thw"], attention_mask=inputs["attention_mask"])
+    positions, deltas = model.model.get_rope_index(
+        inputs["input_ids"],
+        inputs["mm_token_type_ids"],
+        inputs["image_grid_thw"],
+        attention_mask=inputs["attention_mask"],
+    )
     assert positions.shape == (3, 1, 21) and positions.dtype == torch.float32
     close(positions[:, 0, 3], [5.0854435, 8.7938128, -4.8792562])
     close(positions[:, 0, 19], [12.0713911] * 3)
@@ -103,10 +125,16 @@ def test_worked_example_variants(options, first, text_after, delta):
         close(row.next_position - 21, delta)
 
 
-@pytest.mark.parametrize("radius, auto_radius, effective", [
-    ("auto", "max-coordinate", 1.5), ("auto-2", "max-coordinate", 3.0), ("auto", "l2", math.hypot(1.5, 1.5)),
-    ("auto-0.5", "l2", 0.5 * math.hypot(1.5, 1.5)), (7.0, "l2", 7.0),
-])
+@pytest.mark.parametrize(
+    "radius, auto_radius, effective",
+    [
+        ("auto", "max-coordinate", 1.5),
+        ("auto-2", "max-coordinate", 3.0),
+        ("auto", "l2", math.hypot(1.5, 1.5)),
+        ("auto-0.5", "l2", 0.5 * math.hypot(1.5, 1.5)),
+        (7.0, "l2", 7.0),
+    ],
+)
 def test_radius_rules(radius, auto_radius, effective):
     row = design_row(SECTION_7, radius=radius, auto_radius=auto_radius)
     ring = row.positions[:, 3:19].double() - 3
@@ -267,30 +295,40 @@ def test_ptd_rejects_bad_shapes_and_empty_masks():
 
 def test_defaults_are_the_reference_config():
     config = mmrope_hf.resolve_config("mrope", position="circle")
-    assert dict(config.options) == {"radius": 10.0, "auto_radius": "max-coordinate", "alpha": 0.5, "method": "circle",
-                                    "move_to_origin": True, "move_to_positive": False, "dff_rate": 0.0}
+    assert dict(config.options) == {
+        "radius": 10.0,
+        "auto_radius": "max-coordinate",
+        "alpha": 0.5,
+        "method": "circle",
+        "move_to_origin": True,
+        "move_to_positive": False,
+        "dff_rate": 0.0,
+    }
     config = mmrope_hf.resolve_config("mrope", position="circle", dff_rate=True, radius=4)
     assert config.option("dff_rate") == 1.0 and config.option("radius") == 4.0
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("radius", -1, "radius must be a number > 0, 'auto' or 'auto-k'.*got -1"),
-    ("radius", 0, "got 0"),
-    ("radius", "auto-0", "got 'auto-0'"),
-    ("radius", "auto2", "got 'auto2'"),
-    ("radius", "auto-x", "got 'auto-x'"),
-    ("radius", True, "got True"),
-    ("auto_radius", "l1", "unknown auto_radius 'l1'; valid choices: max-coordinate, l2"),
-    ("alpha", 1.5, r"alpha must be a number in \[0, 1\], got 1.5"),
-    ("alpha", "0.5", "got '0.5'"),
-    ("alpha", True, "got True"),
-    ("dff_rate", -0.1, r"dff_rate must be a number in \[0, 1\], got -0.1"),
-    ("dff_rate", float("nan"), "got nan"),
-    ("move_to_origin", "yes", "move_to_origin must be true or false, got 'yes'"),
-    ("move_to_positive", True, "move_to_positive must be false, 'auto' or a number.*got True"),
-    ("move_to_positive", "yes", "got 'yes'"),
-    ("method", "square", "unknown method 'square'; valid choices: circle, no_circle"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("radius", -1, "radius must be a number > 0, 'auto' or 'auto-k'.*got -1"),
+        ("radius", 0, "got 0"),
+        ("radius", "auto-0", "got 'auto-0'"),
+        ("radius", "auto2", "got 'auto2'"),
+        ("radius", "auto-x", "got 'auto-x'"),
+        ("radius", True, "got True"),
+        ("auto_radius", "l1", "unknown auto_radius 'l1'; valid choices: max-coordinate, l2"),
+        ("alpha", 1.5, r"alpha must be a number in \[0, 1\], got 1.5"),
+        ("alpha", "0.5", "got '0.5'"),
+        ("alpha", True, "got True"),
+        ("dff_rate", -0.1, r"dff_rate must be a number in \[0, 1\], got -0.1"),
+        ("dff_rate", float("nan"), "got nan"),
+        ("move_to_origin", "yes", "move_to_origin must be true or false, got 'yes'"),
+        ("move_to_positive", True, "move_to_positive must be false, 'auto' or a number.*got True"),
+        ("move_to_positive", "yes", "got 'yes'"),
+        ("method", "square", "unknown method 'square'; valid choices: circle, no_circle"),
+    ],
+)
 def test_bad_option_values_fail_clearly(name, value, message):
     with pytest.raises(ValueError, match=message):
         mmrope_hf.resolve_config("mrope", position="circle", **{name: value})
@@ -314,14 +352,20 @@ def test_text_only_logits_equal_the_stock_model(family):
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
 def test_generate_equals_teacher_forced_forward(family):
     model = circle_model(family)
-    singles = [build_inputs(family, [row], seed=b) for b, row in enumerate(
-        [[3, ("image", 1, 8, 8), 2], [1, ("image", 1, 4, 6), 5, ("image", 1, 6, 4), 1]])]
+    singles = [
+        build_inputs(family, [row], seed=b)
+        for b, row in enumerate([[3, ("image", 1, 8, 8), 2], [1, ("image", 1, 4, 6), 5, ("image", 1, 6, 4), 1]])
+    ]
     inputs = left_pad_batch(singles)
     out = model.generate(**inputs, max_new_tokens=4, output_logits=True, return_dict_in_generate=True)
     length, new = inputs["input_ids"].shape[1], out.sequences.shape[1] - inputs["input_ids"].shape[1]
     ones, zeros = torch.ones(2, new, dtype=torch.long), torch.zeros(2, new, dtype=torch.long)
-    forced = dict(inputs, input_ids=out.sequences, attention_mask=torch.cat([inputs["attention_mask"], ones], 1),
-                  mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], zeros], 1))
+    forced = dict(
+        inputs,
+        input_ids=out.sequences,
+        attention_mask=torch.cat([inputs["attention_mask"], ones], 1),
+        mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], zeros], 1),
+    )
     full = logits(model, forced)
     assert len(out.logits) == new == 4
     for i, step in enumerate(out.logits):

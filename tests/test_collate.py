@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mmrope_hf
-from mmrope_hf.collate import IGNORE_INDEX, MMRopeCollator, sample_boundaries
+from mmrope_hf.integrations.training import IGNORE_INDEX, MMRopeCollator, sample_boundaries
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
 PAPER = ("mrope-i-paper", "mhrope-paper", "circle-age")  # sections for head_dim 128 / 8 KV heads
@@ -128,7 +128,9 @@ def test_image_split_across_the_row_boundary_fails_clearly():
 def test_mismatched_grids_fail_clearly():
     sample = build_inputs("qwen2_5_vl", [[3, ("image", 1, 4, 4), 2]])
     for mode in ("padded", "packed"):
-        with pytest.raises(ValueError, match=r"sample 1: 4 image placeholder tokens but image_grid_thw \[\[1, 4, 6\]\]"):
+        with pytest.raises(
+            ValueError, match=r"sample 1: 4 image placeholder tokens but image_grid_thw \[\[1, 4, 6\]\]"
+        ):
             MMRopeCollator("mrope-i", mode)([sample, {**sample, "image_grid_thw": torch.tensor([[1, 4, 6]])}])
     with pytest.raises(ValueError, match="pixel_values has 14 rows"):
         MMRopeCollator("mrope-i")([{**sample, "pixel_values": sample["pixel_values"][:-2]}])
@@ -143,7 +145,8 @@ def test_multi_set_relay_keeps_the_text_row_and_unpatches(family):
     text_model = model.model.language_model
     seen = {}
     handle = text_model.register_forward_pre_hook(
-        lambda m, a, kw: seen.update(rows=kw["position_ids"].shape[0]), with_kwargs=True)
+        lambda m, a, kw: seen.update(rows=kw["position_ids"].shape[0]), with_kwargs=True
+    )
     batch = MMRopeCollator(model, "packed", max_length=10_000)(samples_for(family)[:2])
     with torch.no_grad():
         model(**{k: v for k, v in batch.items() if k != "labels"})

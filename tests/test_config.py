@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mmrope_hf import MMRopeConfig, available_schemes, resolve_config
-from mmrope_hf.cli import main as cli
+from mmrope_hf.integrations.cli.cli import main as cli
 from mmrope_hf.config import load_preset
 
 
@@ -62,13 +62,19 @@ def test_files(tmp_path):
         ({"vision_advance": "min"}, r"unknown vision_advance 'min'; valid choices: max, spatial"),
         ({"position": "diagonal"}, r"unknown position 'diagonal'; valid choices: .*mrope, spatial-reset, .*vanilla"),
         ({"layers": "every-other"}, r"unknown layers 'every-other'; valid choices: all, alternate, lower, upper"),
-        ({"layers": ["mrope", "diagonal"]}, r"unknown layers entry 'diagonal'; valid: true, false, .*mrope, .*spatial-reset"),
+        (
+            {"layers": ["mrope", "diagonal"]},
+            r"unknown layers entry 'diagonal'; valid: true, false, .*mrope, .*spatial-reset",
+        ),
         ({"layers": []}, r"layers must be a non-empty list of position designs or true/false"),
         ({"layers": {"repeat": []}}, r"layers repeat must be a non-empty list"),
         ({"layers": {"pattern": ["mrope"]}}, r"a layers mapping takes exactly one key, 'repeat'"),
         ({"layers": "alternate", "stagger_with": "diagonal"}, r"unknown stagger_with 'diagonal'"),
         ({"spatial_reset": "yes"}, r"spatial_reset must be true or false, got 'yes'"),
-        ({"position": "vanilla", "spatial_reset": True}, r"spatial_reset applies to the mrope/spatial-reset position designs"),
+        (
+            {"position": "vanilla", "spatial_reset": True},
+            r"spatial_reset applies to the mrope/spatial-reset position designs",
+        ),
         ({"radius": 10}, r"unknown option\(s\) radius for scheme 'mrope'; valid options: frequency, layers"),
     ],
 )

@@ -19,13 +19,21 @@ import torch
 import torch.distributed as dist
 
 import mmrope_hf
-from mmrope_hf.collate import MMRopeCollator
+from mmrope_hf.integrations.training import MMRopeCollator
 from mmrope_hf.testing import build_inputs, tiny_model
 
 WORLD = 2
 STEPS = 3
-ROWS = [[3, ("image", 1, 4, 4), 2], [5, ("image", 1, 4, 6), 4], [6, ("image", 1, 4, 4), 1], [7],
-        [2, ("image", 1, 6, 4), 3], [4, ("image", 1, 4, 4), 5], [9], [2, ("image", 1, 4, 4), 2]]
+ROWS = [
+    [3, ("image", 1, 4, 4), 2],
+    [5, ("image", 1, 4, 6), 4],
+    [6, ("image", 1, 4, 4), 1],
+    [7],
+    [2, ("image", 1, 6, 4), 3],
+    [4, ("image", 1, 4, 4), 5],
+    [9],
+    [2, ("image", 1, 4, 4), 2],
+]
 SCHEMES = [("mrope-i", {}), ("circle", {"layers": "alternate"})]
 
 
@@ -99,8 +107,14 @@ def run_world(scheme: str, options: dict, fsdp: bool = False, attempts: int = 2)
     a wrong gradient fails the test either way."""
     with tempfile.TemporaryDirectory() as tmp:
         out, log = os.path.join(tmp, "rank0.pt"), os.path.join(tmp, "job.log")
-        job = [sys.executable, os.path.join(os.path.dirname(__file__), "ddp_job.py"), scheme, json.dumps(options),
-               "1" if fsdp else "0", out]
+        job = [
+            sys.executable,
+            os.path.join(os.path.dirname(__file__), "ddp_job.py"),
+            scheme,
+            json.dumps(options),
+            "1" if fsdp else "0",
+            out,
+        ]
         for attempt in range(attempts):
             with open(log, "w") as output:
                 try:

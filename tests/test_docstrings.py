@@ -11,8 +11,7 @@ import pytest
 import mmrope_hf
 
 MODULES = sorted(
-    name for _, name, _ in pkgutil.walk_packages(mmrope_hf.__path__, "mmrope_hf.")
-    if not name.endswith("__main__")
+    name for _, name, _ in pkgutil.walk_packages(mmrope_hf.__path__, "mmrope_hf.") if not name.endswith("__main__")
 )
 
 

@@ -12,46 +12,83 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quickstart_runs_and_shows_both_schemes():
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")], capture_output=True, text=True,
-                         check=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""}).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+    ).stdout
     assert "mrope: mrope positions" in out and "mrope-i: spatial-reset positions" in out
     assert "first image tokens (t, h, w): [(3, 0, 0), (3, 0, 1)" in out
     assert "is_patched = False" in out
 
 
 def test_ptd_example_shows_circle_at_zero():
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "ptd.py")], capture_output=True, text=True,
-                         check=True, timeout=120).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "ptd.py")], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
     assert "hard (1D, one row)         2.2222" in out and "circle (t, h, w)           0.0000" in out
 
 
-@pytest.mark.parametrize("example, expected", [
-    ("load_checkpoint.py", "logits identical to the saved model: True"),
-    ("finetune.py", "(down)"),
-    ("compare_schemes.py", "circle "),
-])
+@pytest.mark.parametrize(
+    "example, expected",
+    [
+        ("load_checkpoint.py", "logits identical to the saved model: True"),
+        ("finetune.py", "(down)"),
+        ("compare_schemes.py", "circle "),
+    ],
+)
 def test_examples_run(example, expected):
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / example)], capture_output=True, text=True,
-                         check=True, timeout=120).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / example)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
     assert expected in out
 
 
 def test_inspect_prints_the_table_and_draws(tmp_path):
     png = tmp_path / "schemes.png"
     out = subprocess.run(
-        [sys.executable, "-m", "mmrope_hf", "inspect", "--text", "3", "--image", "1x8x8", "--text", "2",
-         "--scheme", "mrope-i", "--scheme", "mhrope", "--scheme", "circle", "--png", str(png)],
-        capture_output=True, text=True, check=True, timeout=120).stdout
+        [
+            sys.executable,
+            "-m",
+            "mmrope_hf",
+            "inspect",
+            "--text",
+            "3",
+            "--image",
+            "1x8x8",
+            "--text",
+            "2",
+            "--scheme",
+            "mrope-i",
+            "--scheme",
+            "mhrope",
+            "--scheme",
+            "circle",
+            "--png",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     assert "(5.085, 8.794, -4.879)" in out and "(3, 2, 1)" in out  # circle's and spatial-reset's worked examples
     assert "mhrope: multi-head: KV heads tthhhwww" in out
     assert png.stat().st_size > 10_000
-    bad = subprocess.run([sys.executable, "-m", "mmrope_hf", "inspect", "--image", "1x7x8"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "mmrope_hf", "inspect", "--image", "1x7x8"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "even H and W" in bad.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["schemes"], ["resolve"], ["apply"], ["show"], ["inspect"]])
 def test_every_command_has_useful_help(command):
-    out = subprocess.run([sys.executable, "-m", "mmrope_hf", *command, "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "mmrope_hf", *command, "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "usage: mmrope" in out.stdout
 
 

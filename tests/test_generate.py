@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import (
-    SCHEMES, assert_batched_generate_equals_one_by_one, assert_cached_decoding_with_positions,
-    assert_decoding_from_rope_deltas, assert_generate_equals_teacher_forced, greedy, inputs_for, left_pad_batch,
+    SCHEMES,
+    assert_batched_generate_equals_one_by_one,
+    assert_cached_decoding_with_positions,
+    assert_decoding_from_rope_deltas,
+    assert_generate_equals_teacher_forced,
+    greedy,
+    inputs_for,
+    left_pad_batch,
 )
 
 import mmrope_hf

@@ -18,8 +18,14 @@ from reference import circle_reference, rope_reference
 import mmrope_hf
 from mmrope_hf.patches._llava_layout import LlavaGeometry
 from mmrope_hf.testing import (
-    IMAGE_TOKEN, LLAVA_FAMILIES, VIDEO_TOKEN, build_llava_inputs, llava_placeholder_counts,
-    offline_llava_processor, synthetic_image, tiny_llava,
+    IMAGE_TOKEN,
+    LLAVA_FAMILIES,
+    VIDEO_TOKEN,
+    build_llava_inputs,
+    llava_placeholder_counts,
+    offline_llava_processor,
+    synthetic_image,
+    tiny_llava,
 )
 
 ATOL = 1e-5
@@ -35,7 +41,10 @@ PROMPTS = {
     # 112x112: 2x2 tiles -> 8x8; 60x120: 1x2 tiles -> 4x8; 30x112: 1x2 tiles, rows cropped by unpad -> 2x8
     "llava_next": [[3, ("image", 112, 112), 2], [2, ("image", 60, 120), 1, ("image", 30, 112), 3]],
     # 112x168: 2x3 tiles -> 8x12, anyres_max_4 downsamples to 6x9; row 1 has two images: base views only
-    "llava_onevision": [[3, ("image", 112, 168), 2, ("video", 2), 2], [2, ("image", 60, 120), 1, ("image", 30, 112), 3]],
+    "llava_onevision": [
+        [3, ("image", 112, 168), 2, ("video", 2), 2],
+        [2, ("image", 60, 120), 1, ("image", 30, 112), 3],
+    ],
 }
 BASE = ("image", 1, 4, 4)  # one 56 px tile of 14 px patches
 REFERENCE_LAYOUTS = {  # (kind, T, H, W) blocks; a newline column is part of W
@@ -80,8 +89,14 @@ def generation_positions(model, inputs: dict) -> torch.Tensor:
 
 
 def generate(model, inputs: dict, new_tokens: int = 4):
-    return model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, output_logits=True,
-                          return_dict_in_generate=True, suppress_tokens=SUPPRESS)
+    return model.generate(
+        **inputs,
+        max_new_tokens=new_tokens,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        suppress_tokens=SUPPRESS,
+    )
 
 
 def reference_positions(design: str, layout: list) -> tuple[list, float]:
@@ -94,8 +109,10 @@ def reference_positions(design: str, layout: list) -> tuple[list, float]:
 def left_pad(singles: list[dict]) -> dict:
     """Left-pad single-row LLaVA inputs into one batch (tiles zero-padded to the batch maximum)."""
     length = max(s["input_ids"].shape[1] for s in singles)
-    batch = {key: torch.cat([torch.nn.functional.pad(s[key], (length - s[key].shape[1], 0)) for s in singles])
-             for key in ("input_ids", "attention_mask")}
+    batch = {
+        key: torch.cat([torch.nn.functional.pad(s[key], (length - s[key].shape[1], 0)) for s in singles])
+        for key in ("input_ids", "attention_mask")
+    }
     for key in ("pixel_values", "image_sizes", "batch_num_images", "pixel_values_videos"):
         parts = [s[key] for s in singles if key in s]
         if key == "pixel_values" and parts and parts[0].ndim == 5:
@@ -206,8 +223,10 @@ def test_llava_full_strategy_places_cls_like_a_text_token():
     logits(model, inputs)  # the model packs CLS + grid into the same 17 slots
 
 
-@pytest.mark.parametrize("family, aspect_ratio", [("llava_next", None), ("llava_onevision", "anyres_max_4"),
-                                                  ("llava_onevision", "anyres_max_9")])
+@pytest.mark.parametrize(
+    "family, aspect_ratio",
+    [("llava_next", None), ("llava_onevision", "anyres_max_4"), ("llava_onevision", "anyres_max_9")],
+)
 def test_layout_matches_the_processor_and_the_model_packing(family, aspect_ratio):
     overrides = {"vision_aspect_ratio": aspect_ratio} if aspect_ratio else {}
     model = tiny_llava(family, **overrides)
@@ -220,8 +239,9 @@ def test_layout_matches_the_processor_and_the_model_packing(family, aspect_ratio
         inputs = build_llava_inputs(family, [[("image", 300, 400)], [("image", 20, 150)], [("image", 56, 56)]])
         with torch.no_grad():
             packed = model.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"]).pooler_output
-        assert [len(p) for p in packed] == [geometry.image(0, s, strategy).num_tokens
-                                            for s in ((300, 400), (20, 150), (56, 56))]
+        assert [len(p) for p in packed] == [
+            geometry.image(0, s, strategy).num_tokens for s in ((300, 400), (20, 150), (56, 56))
+        ]
 
 
 # -- decoding and generation ---------------------------------------------------------------------------------------
@@ -247,8 +267,11 @@ def test_generate_equals_teacher_forced_forward(family, model, scheme, options):
     inputs = inputs_for(family)
     out = generate(model, inputs)
     length, new = inputs["input_ids"].shape[1], out.sequences.shape[1] - inputs["input_ids"].shape[1]
-    forced = dict(inputs, input_ids=out.sequences,
-                  attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, new, dtype=torch.long)], 1))
+    forced = dict(
+        inputs,
+        input_ids=out.sequences,
+        attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, new, dtype=torch.long)], 1),
+    )
     full = logits(model, forced)
     for i, step_logits in enumerate(out.logits):
         torch.testing.assert_close(step_logits, full[:, length - 1 + i], atol=ATOL, rtol=0)
@@ -279,15 +302,23 @@ def test_static_cache_and_continuing_from_a_cache():
     model = mmrope_hf.patch_model(tiny_llava("llava_next"), "mrope-i")
     inputs = inputs_for("llava_next")
     first = generate(model, inputs, 3)
-    static = model.generate(**inputs, max_new_tokens=3, do_sample=False, cache_implementation="static",
-                            suppress_tokens=SUPPRESS)
+    static = model.generate(
+        **inputs, max_new_tokens=3, do_sample=False, cache_implementation="static", suppress_tokens=SUPPRESS
+    )
     assert torch.equal(static, first.sequences)
     turn = torch.randint(2, 200, (2, 2), generator=torch.Generator().manual_seed(3))
     ids = torch.cat([first.sequences, turn], 1)
-    mask = torch.cat([inputs["attention_mask"], torch.ones_like(ids[:, inputs["input_ids"].shape[1]:])], 1)
-    continued = model.generate(input_ids=ids, attention_mask=mask, past_key_values=first.past_key_values,
-                               max_new_tokens=3, do_sample=False, output_logits=True, return_dict_in_generate=True,
-                               suppress_tokens=SUPPRESS)
+    mask = torch.cat([inputs["attention_mask"], torch.ones_like(ids[:, inputs["input_ids"].shape[1] :])], 1)
+    continued = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        past_key_values=first.past_key_values,
+        max_new_tokens=3,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        suppress_tokens=SUPPRESS,
+    )
     fresh = generate(model, dict(inputs, input_ids=ids, attention_mask=mask), 3)
     assert torch.equal(continued.sequences, fresh.sequences)
     for a, b in zip(continued.logits, fresh.logits):
@@ -304,7 +335,9 @@ def test_placeholder_mismatch_fails_with_a_clear_error(family, model):
     keep[3] = False  # one placeholder token fewer than the image's features
     short = dict(one, input_ids=one["input_ids"][:, keep], attention_mask=one["attention_mask"][:, keep])
     for call in (lambda: model(**short), lambda: generate(model, short)):
-        with pytest.raises(ValueError, match=r"image 0 .*needs \d+ image placeholder tokens, but row 0 has a run of \d+"):
+        with pytest.raises(
+            ValueError, match=r"image 0 .*needs \d+ image placeholder tokens, but row 0 has a run of \d+"
+        ):
             call()
     extra = {**two, "input_ids": one["input_ids"], "attention_mask": one["attention_mask"]}  # two images, one slot
     with pytest.raises(ValueError, match=r"2 image\(s\) were given but the image placeholder tokens hold only 1"):
@@ -335,8 +368,11 @@ def test_offline_processor_output_runs_patched(family):
     stock = logits(tiny_llava(family), inputs)
     assert (logits(model, inputs) - stock).abs().max() > 1e-3
     out = generate(model, inputs, 3)
-    forced = dict(inputs, input_ids=out.sequences,
-                  attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, 3, dtype=torch.long)], 1))
+    forced = dict(
+        inputs,
+        input_ids=out.sequences,
+        attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, 3, dtype=torch.long)], 1),
+    )
     torch.testing.assert_close(out.logits[-1], logits(model, forced)[:, -2], atol=ATOL, rtol=0)
 
 
@@ -349,8 +385,17 @@ def test_other_language_models_inside(family, text_model):
     assert torch.equal(logits(model, text), stock_text)
     assert (logits(model, images) - stock_images).abs().max() > 1e-3
     out = generate(model, images)
-    forced = dict(images, input_ids=out.sequences, attention_mask=torch.cat(
-        [images["attention_mask"], torch.ones(2, out.sequences.shape[1] - images["input_ids"].shape[1], dtype=torch.long)], 1))
+    forced = dict(
+        images,
+        input_ids=out.sequences,
+        attention_mask=torch.cat(
+            [
+                images["attention_mask"],
+                torch.ones(2, out.sequences.shape[1] - images["input_ids"].shape[1], dtype=torch.long),
+            ],
+            1,
+        ),
+    )
     torch.testing.assert_close(out.logits[-1], logits(model, forced)[:, -2], atol=ATOL, rtol=0)
 
 

@@ -14,15 +14,20 @@ import transformers
 from conftest import inputs_for, logits
 
 import mmrope_hf
-from mmrope_hf import loading
-from mmrope_hf.cli import main as cli
+from mmrope_hf.integrations.transformers import loading
+from mmrope_hf.integrations.cli.cli import main as cli
 from mmrope_hf.config import load_preset
 from mmrope_hf.testing import tiny_model
 
 FAMILY = "qwen2_5_vl"
 CONCRETE, AUTO = "Qwen2_5_VLForConditionalGeneration", "AutoModelForImageTextToText"
-PAPER_HEADS = dict(hidden_size=1024, num_attention_heads=8, num_key_value_heads=8, intermediate_size=64,
-                   rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]})
+PAPER_HEADS = dict(
+    hidden_size=1024,
+    num_attention_heads=8,
+    num_key_value_heads=8,
+    intermediate_size=64,
+    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+)
 PRESET_FILE = str(Path(__file__).resolve().parents[1] / "configs" / "mrope-i.yaml")
 
 
@@ -133,8 +138,12 @@ def test_a_bad_key_fails_at_load_naming_the_file_and_the_key(stock_checkpoint, c
 
 @pytest.mark.parametrize(
     "value, scheme",
-    [("mrope-i", "mrope-i"), ({"scheme": "vanilla"}, "vanilla"), (PRESET_FILE, "mrope-i"),
-     (mmrope_hf.resolve_config("mrope", temporal_stride=2.0), "mrope")],
+    [
+        ("mrope-i", "mrope-i"),
+        ({"scheme": "vanilla"}, "vanilla"),
+        (PRESET_FILE, "mrope-i"),
+        (mmrope_hf.resolve_config("mrope", temporal_stride=2.0), "mrope"),
+    ],
     ids=["name", "dict", "yaml", "config"],
 )
 def test_keyword_overrides_the_checkpoint_and_is_saved(tmp_path, reset_checkpoint, inputs, cls, value, scheme):
@@ -167,8 +176,14 @@ def test_a_bad_keyword_fails_before_loading(stock_checkpoint, cls, monkeypatch):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"dtype": torch.bfloat16}, {"torch_dtype": torch.bfloat16}, {"low_cpu_mem_usage": True},
-     {"device_map": "cpu"}, {"device_map": "auto", "dtype": torch.bfloat16}, {"output_loading_info": True}],
+    [
+        {"dtype": torch.bfloat16},
+        {"torch_dtype": torch.bfloat16},
+        {"low_cpu_mem_usage": True},
+        {"device_map": "cpu"},
+        {"device_map": "auto", "dtype": torch.bfloat16},
+        {"output_loading_info": True},
+    ],
     ids=["dtype", "torch_dtype", "low_cpu_mem_usage", "device_map_cpu", "device_map_auto", "loading_info"],
 )
 def test_loading_options_load_then_patch(reset_checkpoint, inputs, cls, kwargs):
@@ -260,7 +275,11 @@ def test_cli_apply_show_remove_edit_only_the_key(stock_checkpoint, capsys):
     assert cli(["apply", str(stock_checkpoint), "--remove"]) == 0
     assert (stock_checkpoint / "config.json").read_bytes() == original
     assert (weights.read_bytes(), weights.stat().st_mtime_ns) == weights_before
-    assert {p.name for p in stock_checkpoint.iterdir()} == {"config.json", "generation_config.json", "model.safetensors"}
+    assert {p.name for p in stock_checkpoint.iterdir()} == {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+    }
 
 
 def test_cli_apply_keeps_an_unsorted_key_order(stock_checkpoint):

@@ -11,13 +11,16 @@ from conftest import inputs_for, logits
 from reference import rope_reference as ref
 
 import mmrope_hf
-from mmrope_hf.allocation import ALLOCATIONS
+from mmrope_hf.frequencies.allocation import ALLOCATIONS
+from mmrope_hf.patching.state import find_state
 from mmrope_hf.testing import FAMILIES, tiny_model
 
 MULTI_HEAD = ALLOCATIONS.get("multi-head")
 
 
-@pytest.mark.parametrize("kv_heads, section", [(8, (2, 3, 3)), (4, (2, 1, 1)), (3, (1, 1, 1)), (6, (2, 2, 2)), (16, (4, 6, 6))])
+@pytest.mark.parametrize(
+    "kv_heads, section", [(8, (2, 3, 3)), (4, (2, 1, 1)), (3, (1, 1, 1)), (6, (2, 2, 2)), (16, (4, 6, 6))]
+)
 def test_default_split(kv_heads, section):
     plan = MULTI_HEAD.plan(64, kv_heads, None, {})
     assert plan.section == section
@@ -44,7 +47,7 @@ def test_text_only_equals_stock_for_every_split(family, section):
 def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
     family = "qwen2_5_vl"
     model = mmrope_hf.patch_model(tiny_model(family), "mhrope")
-    modeling, name = mmrope_hf.patching._find_state(model).handles.rotary_apply
+    modeling, name = find_state(model).handles.rotary_apply
     dispatcher, seen = getattr(modeling, name), []
 
     def spy(q, k, cos, sin, *args, **kwargs):
@@ -55,7 +58,9 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
     monkeypatch.setattr(modeling, name, spy)
     inputs = inputs_for(family, "images")
     logits(model, inputs)
-    positions, _ = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"], inputs["image_grid_thw"])
+    positions, _ = model.model.get_rope_index(
+        inputs["input_ids"], inputs["mm_token_type_ids"], inputs["image_grid_thw"]
+    )
     q, k, q_rot, k_rot = seen[0]  # layer 0
     head_axes = [0, 0, 1, 2]  # default [2, 1, 1] on 4 KV heads
     group = q.shape[1] // k.shape[1]
@@ -76,11 +81,19 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
 @pytest.mark.parametrize(
     "kv_heads, options, message",
     [
-        (8, {"mrope_section": [3, 3, 3]}, r"\[3, 3, 3\] counts KV heads per axis .* must sum to the 8 rotated KV heads"),
+        (
+            8,
+            {"mrope_section": [3, 3, 3]},
+            r"\[3, 3, 3\] counts KV heads per axis .* must sum to the 8 rotated KV heads",
+        ),
         (4, {"mrope_section": [0, 0, 0]}, r"\[0, 0, 0\] counts KV heads .* sum to the 4 rotated KV heads"),
         (4, {"mrope_section": [2, 2]}, r"mrope_section must be three non-negative integers"),
         (4, {"mrope_section": [2, -1, 3]}, r"mrope_section must be three non-negative integers"),
-        (2, {}, r"needs at least 3 rotated KV heads, one per axis; this model has 2 KV head\(s\)\. Use .*mrope-i, spatial-reset or mrope"),
+        (
+            2,
+            {},
+            r"needs at least 3 rotated KV heads, one per axis; this model has 2 KV head\(s\)\. Use .*mrope-i, spatial-reset or mrope",
+        ),
         (4, {"nope_heads": 2}, r"needs at least 3 rotated KV heads.* 4 KV head\(s\) and nope_heads=2"),
         (4, {"nope_heads": -1}, r"nope_heads must be a non-negative integer, got -1"),
     ],
@@ -122,7 +135,7 @@ def test_dispatcher_is_shared_and_removed_with_the_last_model():
     stock_model = tiny_model(family)
     stock = logits(stock_model, inputs)
     a = mmrope_hf.patch_model(tiny_model(family), "mhrope")
-    modeling, name = mmrope_hf.patching._find_state(a).handles.rotary_apply
+    modeling, name = find_state(a).handles.rotary_apply
     original = getattr(modeling, name).__wrapped__
     b = mmrope_hf.patch_model(tiny_model(family), "mhrope")
     expected = logits(b, inputs)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import mmrope_hf
-from mmrope_hf.adapters import ADAPTERS
+from mmrope_hf.patches import ADAPTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +28,15 @@ def test_patches_and_configs_are_subpackages():
 
 def test_every_supported_model_type_has_an_adapter():
     importlib.import_module("mmrope_hf.patches")
-    assert set(ADAPTERS.names()) == {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe",
-                                     "llava", "llava_next", "llava_onevision"}
+    assert set(ADAPTERS.names()) == {
+        "qwen2_vl",
+        "qwen2_5_vl",
+        "qwen3_vl",
+        "qwen3_vl_moe",
+        "llava",
+        "llava_next",
+        "llava_onevision",
+    }
 
 
 def test_console_script_and_module_entry_point():
@@ -48,7 +55,7 @@ import transformers
 
 import mmrope_hf
 import mmrope_hf.patches
-from mmrope_hf.cli import main
+from mmrope_hf.integrations.cli.cli import main
 from mmrope_hf.testing import tiny_model
 
 for module in (mmrope_hf, mmrope_hf.patches):  # the wheel's copy, not the editable checkout
@@ -84,7 +91,9 @@ def test_wheel_in_a_fresh_venv_loads_presets_by_name(tmp_path):
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
     (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     subprocess.run([*pip, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True)
-    assert "from mmrope_hf.cli import main" in (venv / "bin" / "mmrope").read_text()  # the console script
+    assert (
+        "from mmrope_hf.integrations.cli.cli import main" in (venv / "bin" / "mmrope").read_text()
+    )  # the console script
 
     script = [python, "-I", "-c", WHEEL_SCRIPT, tmp_path / "ck"]
     out = subprocess.run(script, capture_output=True, text=True, cwd=tmp_path)

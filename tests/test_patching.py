@@ -108,7 +108,9 @@ def test_each_layer_reads_its_own_position_set():
 
 def test_unknown_scheme_and_option_fail_with_the_valid_choices():
     model = tiny_model("qwen2_vl")
-    with pytest.raises(ValueError, match=r"unknown scheme 'mrope-x'; valid choices: .*mhrope, .*mrope-i, .*spatial-reset, .*vanilla"):
+    with pytest.raises(
+        ValueError, match=r"unknown scheme 'mrope-x'; valid choices: .*mhrope, .*mrope-i, .*spatial-reset, .*vanilla"
+    ):
         mmrope_hf.patch_model(model, "mrope-x")
     with pytest.raises(ValueError, match=r"unknown option\(s\) radius .* valid options: .*temporal_stride"):
         mmrope_hf.patch_model(model, "mrope-i", radius=10)
@@ -120,23 +122,36 @@ def test_unknown_scheme_and_option_fail_with_the_valid_choices():
 
 
 def test_unsupported_model_type_fails():
-    config = transformers.LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=2)
-    with pytest.raises(TypeError, match=r"does not support model type 'llama'.*supported: .*qwen2_5_vl, qwen2_vl, qwen3_vl, qwen3_vl_moe"):
+    config = transformers.LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    with pytest.raises(
+        TypeError,
+        match=r"does not support model type 'llama'.*supported: .*qwen2_5_vl, qwen2_vl, qwen3_vl, qwen3_vl_moe",
+    ):
         mmrope_hf.patch_model(transformers.LlamaForCausalLM(config), "mrope")
 
 
 @pytest.mark.parametrize("version", ["4.57.6", "5.16.0", "5.24.0"])
 def test_transformers_outside_the_supported_range_fails(monkeypatch, version):
     monkeypatch.setattr(transformers, "__version__", version)
-    with pytest.raises(RuntimeError, match=rf"supports transformers>=5.17,<5.24 .* transformers {version} is installed"):
+    with pytest.raises(
+        RuntimeError, match=rf"supports transformers>=5.17,<5.24 .* transformers {version} is installed"
+    ):
         mmrope_hf.patch_model(tiny_model("qwen2_vl"), "mrope")
 
 
 def test_missing_attribute_fails_naming_the_supported_range():
     model = tiny_model("qwen3_vl")
     del model.model.language_model.rotary_emb.attention_scaling
-    with pytest.raises(AttributeError, match=r"no language_model.rotary_emb.attention_scaling.*transformers>=5.17,<5.24"):
+    with pytest.raises(
+        AttributeError, match=r"no language_model.rotary_emb.attention_scaling.*transformers>=5.17,<5.24"
+    ):
         mmrope_hf.patch_model(model, "mrope")
 
 
@@ -153,10 +168,19 @@ def test_visual_inputs_without_token_types_fail_in_forward_and_generate(family):
 @pytest.mark.parametrize(
     "grids, message",
     [
-        ([[1, 8, 8], [1, 4, 4]], r"image_grid_thw has 2 image item\(s\) but the input's image placeholder tokens hold only 1"),
+        (
+            [[1, 8, 8], [1, 4, 4]],
+            r"image_grid_thw has 2 image item\(s\) but the input's image placeholder tokens hold only 1",
+        ),
         ([[1, 8, 10]], r"image grid 0 = \(1, 8, 10\) needs 20 placeholder tokens, but row 0 has a run of 16 image"),
-        ([[1, 8, 6]], r"row 0 has more image placeholder tokens than image_grid_thw describes \(1 item\(s\)\); 4 token"),
-        ([[1, 4, 4]], r"row 0 has more image placeholder tokens than image_grid_thw describes \(1 item\(s\)\); 12 token"),
+        (
+            [[1, 8, 6]],
+            r"row 0 has more image placeholder tokens than image_grid_thw describes \(1 item\(s\)\); 4 token",
+        ),
+        (
+            [[1, 4, 4]],
+            r"row 0 has more image placeholder tokens than image_grid_thw describes \(1 item\(s\)\); 12 token",
+        ),
         ([[1, 8, 7]], r"image grid 0 = \(1, 8, 7\) is not divisible by spatial_merge_size 2"),
     ],
 )
@@ -178,8 +202,13 @@ def test_qwen2_5_second_per_grid_ts_must_match_the_videos():
 @pytest.mark.parametrize("scheme", mmrope_hf.available_schemes())
 def test_every_preset_patches_a_head_dim_128_model_with_8_kv_heads(scheme):
     """The paper presets name sections for head_dim 128 and 8 KV heads (e.g. Qwen3-VL-8B)."""
-    model = tiny_model("qwen2_5_vl", hidden_size=1024, num_attention_heads=8, num_key_value_heads=8,
-                       rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]})
+    model = tiny_model(
+        "qwen2_5_vl",
+        hidden_size=1024,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+    )
     mmrope_hf.patch_model(model, scheme)
     assert mmrope_hf.patch_info(model)["scheme"] == scheme
     assert torch.isfinite(logits(model, inputs_for("qwen2_5_vl", "one_image"))).all()

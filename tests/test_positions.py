@@ -97,10 +97,18 @@ def test_worked_example_b_qwen3_per_frame(family, scheme, reset):
 def test_random_layouts_match_reference(family, design, stride, advance, padding_side):
     rows = random_rows(random.Random(f"{family}{design}{stride}{advance}"), 3)
     positions, deltas = patched_positions(
-        family, rows, "mrope", padding_side=padding_side, position=design, temporal_stride=stride, vision_advance=advance
+        family,
+        rows,
+        "mrope",
+        padding_side=padding_side,
+        position=design,
+        temporal_stride=stride,
+        vision_advance=advance,
     )
     layouts = [reference_layout(family, row) for row in rows]
-    expected, expected_deltas = ref.batch_positions(layouts, pad_side=padding_side, design=design, stride=stride, advance=advance)
+    expected, expected_deltas = ref.batch_positions(
+        layouts, pad_side=padding_side, design=design, stride=stride, advance=advance
+    )
     assert [tokens(positions, b) for b in range(len(rows))] == [[tuple(p) for p in row] for row in expected]
     if advance == "max":  # with "spatial", transformers measures the delta from max(position) + 1 instead
         assert deltas[:, 0].tolist() == list(expected_deltas)

@@ -4,6 +4,7 @@ Every expectation below is transcribed from the worked examples in section 6 of
 /work/shared/reference/multimodal_ropes.md (plus a few properties from sections 1-2).
 Needs neither torch nor mmrope_hf.
 """
+
 import math
 import os
 import sys
@@ -63,7 +64,9 @@ def test_example_b_mrope_s1_qwen2vl():
 
 
 def test_example_b_mrope_s2_repo_default():
-    check(EX_B, "mrope", txt(0, 1) + grid(3, 2, 2, lambda g, r, c: (2 + 2 * g, 2 + r, 2 + c)) + txt(7, 8), -7, stride=2.0)
+    check(
+        EX_B, "mrope", txt(0, 1) + grid(3, 2, 2, lambda g, r, c: (2 + 2 * g, 2 + r, 2 + c)) + txt(7, 8), -7, stride=2.0
+    )
 
 
 def test_example_b_spatial_reset_s1():
@@ -72,8 +75,14 @@ def test_example_b_spatial_reset_s1():
 
 def test_example_b_hf523_qwen2vl_spatial_advance():
     # HF 5.23 Qwen2-VL advances only max(H, W): <ve> at 4 overlaps the video's t range.
-    check(EX_B, "mrope", txt(0, 1) + grid(3, 2, 2, lambda g, r, c: (2 + g, 2 + r, 2 + c)) + txt(4, 5), -10,
-          stride=1.0, advance="spatial")
+    check(
+        EX_B,
+        "mrope",
+        txt(0, 1) + grid(3, 2, 2, lambda g, r, c: (2 + g, 2 + r, 2 + c)) + txt(4, 5),
+        -10,
+        stride=1.0,
+        advance="spatial",
+    )
 
 
 def test_example_b_hf523_qwen25vl_per_item_interval():
@@ -198,11 +207,18 @@ def _token_a(design):
     return ids[3 + 4 * 2 + 1]  # image token r=2, c=1
 
 
-@pytest.mark.parametrize("design, axes, want", [
-    ("mrope", R.interleaved_axes(64, [24, 20, 20]), [3.0, 4.029211, 2.597527, 1.569897, 2.108483, 1.359283]),
-    ("spatial-reset", R.interleaved_axes(64, [24, 20, 20]), [3.0, 1.611684, 0.649382, 1.569897, 0.843393, 0.339821]),
-    ("mrope", R.chunked_axes(64, [16, 24, 24]), [3.0, 2.417527, 1.948145, 1.569897, 1.265090, 1.019462]),
-])
+@pytest.mark.parametrize(
+    "design, axes, want",
+    [
+        ("mrope", R.interleaved_axes(64, [24, 20, 20]), [3.0, 4.029211, 2.597527, 1.569897, 2.108483, 1.359283]),
+        (
+            "spatial-reset",
+            R.interleaved_axes(64, [24, 20, 20]),
+            [3.0, 1.611684, 0.649382, 1.569897, 0.843393, 0.339821],
+        ),
+        ("mrope", R.chunked_axes(64, [16, 24, 24]), [3.0, 2.417527, 1.948145, 1.569897, 1.265090, 1.019462]),
+    ],
+)
 def test_spot_check_angles(design, axes, want):
     pos = _token_a(design)
     assert pos == {"mrope": (3, 5, 4), "spatial-reset": (3, 2, 1)}[design]

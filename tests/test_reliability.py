@@ -70,7 +70,9 @@ def test_hygiene_to_half_compile_and_config_pickle():
     assert copy.deepcopy(model.config).mmrope["scheme"] == "circle"
     compiled = torch.compile(model.model.language_model.rotary_emb, backend="eager")
     positions = torch.arange(6).view(1, 1, 6).expand(6, 1, 6)
-    for got, want in zip(compiled(torch.zeros(1), positions), model.model.language_model.rotary_emb(torch.zeros(1), positions)):
+    for got, want in zip(
+        compiled(torch.zeros(1), positions), model.model.language_model.rotary_emb(torch.zeros(1), positions)
+    ):
         assert torch.equal(got, want)
 
 
@@ -102,8 +104,15 @@ def test_unpatch_after_generate_restores_stock_outputs():
 
 ITEM = st.one_of(
     st.integers(1, 4),
-    st.tuples(st.just("image"), st.just(1), st.integers(1, 4).map(lambda n: 2 * n), st.integers(1, 4).map(lambda n: 2 * n)),
-    st.tuples(st.just("video"), st.integers(1, 3), st.integers(1, 3).map(lambda n: 2 * n), st.integers(1, 3).map(lambda n: 2 * n)),
+    st.tuples(
+        st.just("image"), st.just(1), st.integers(1, 4).map(lambda n: 2 * n), st.integers(1, 4).map(lambda n: 2 * n)
+    ),
+    st.tuples(
+        st.just("video"),
+        st.integers(1, 3),
+        st.integers(1, 3).map(lambda n: 2 * n),
+        st.integers(1, 3).map(lambda n: 2 * n),
+    ),
 )
 ROWS = st.lists(st.lists(ITEM, min_size=1, max_size=5), min_size=1, max_size=3)
 MODELS = {}
@@ -117,8 +126,12 @@ def patched(family: str, scheme: str, **options):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=ROWS, family=st.sampled_from(["qwen2_vl", "qwen3_vl"]), side=st.sampled_from(["left", "right"]),
-       design=st.sampled_from(["mrope", "spatial-reset", "vanilla"]))
+@given(
+    rows=ROWS,
+    family=st.sampled_from(["qwen2_vl", "qwen3_vl"]),
+    side=st.sampled_from(["left", "right"]),
+    design=st.sampled_from(["mrope", "spatial-reset", "vanilla"]),
+)
 def test_fuzzed_layouts_match_the_reference(rows, family, side, design):
     inputs = build_inputs(family, rows, padding_side=side)
     keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
@@ -137,14 +150,24 @@ def test_fuzzed_invariants(rows):
     keys = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
     text = (inputs["mm_token_type_ids"] == 0) & inputs["attention_mask"].bool()
     for scheme in ("spatial-reset", "circle"):
-        positions, _ = patched(family, scheme).model.get_rope_index(inputs["input_ids"], **{k: inputs.get(k) for k in keys})
+        positions, _ = patched(family, scheme).model.get_rope_index(
+            inputs["input_ids"], **{k: inputs.get(k) for k in keys}
+        )
         positions = positions[:3]
-        assert torch.equal(positions[0][text], positions[1][text]) and torch.equal(positions[1][text], positions[2][text])
+        assert torch.equal(positions[0][text], positions[1][text]) and torch.equal(
+            positions[1][text], positions[2][text]
+        )
         for b in range(len(rows)):
             visual = inputs["mm_token_type_ids"][b] > 0
             if visual.any() and scheme == "spatial-reset":
                 assert positions[1, b][visual].min() == 0 and positions[2, b][visual].min() == 0
-            if visual.any() and text[b].any() and scheme == "circle" and "image_grid_thw" in inputs and "video_grid_thw" not in inputs:
+            if (
+                visual.any()
+                and text[b].any()
+                and scheme == "circle"
+                and "image_grid_thw" in inputs
+                and "video_grid_thw" not in inputs
+            ):
                 single_image = [item for item in rows[b] if not isinstance(item, int)][:1]
                 if len([i for i in rows[b] if not isinstance(i, int)]) == 1 and single_image[0][0] == "image":
                     assert ptd(positions[:, b], visual, text[b]) < 1e-4
@@ -169,9 +192,12 @@ def test_generate_keeps_the_video_timing(scheme):
     inputs = inputs_for(family, "video", second_per_grid_ts=[0.75])
     out = model.generate(**inputs, max_new_tokens=3, do_sample=False, output_logits=True, return_dict_in_generate=True)
     length, new = inputs["input_ids"].shape[1], len(out.logits)
-    forced = dict(inputs, input_ids=out.sequences,
-                  attention_mask=torch.ones_like(out.sequences),
-                  mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, new, dtype=torch.long)], 1))
+    forced = dict(
+        inputs,
+        input_ids=out.sequences,
+        attention_mask=torch.ones_like(out.sequences),
+        mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, new, dtype=torch.long)], 1),
+    )
     full = logits(model, forced)
     for i, step in enumerate(out.logits):
         torch.testing.assert_close(step, full[:, length - 1 + i], atol=1e-5, rtol=0)

@@ -7,7 +7,7 @@ import torch
 from conftest import inputs_for, logits
 
 import mmrope_hf
-from mmrope_hf.rotary import StackedCosSin
+from mmrope_hf.frequencies.rotary import StackedCosSin
 from mmrope_hf.schedule import layer_schedule
 from mmrope_hf.testing import tiny_model
 
@@ -85,16 +85,26 @@ def test_decoding_from_rope_deltas_continues_each_set_from_its_own_end():
     for name in ("circle", "mrope"):
         model = mmrope_hf.patch_model(tiny_model(family), name)
         layer = model.model.language_model.layers[1]
-        layer.register_forward_pre_hook(lambda m, a, kw, n=name: cos.update({n: kw["position_embeddings"][0]}), with_kwargs=True)
+        layer.register_forward_pre_hook(
+            lambda m, a, kw, n=name: cos.update({n: kw["position_embeddings"][0]}), with_kwargs=True
+        )
         with torch.no_grad():
-            out = model(**{**inputs, "input_ids": inputs["input_ids"][:, :prefill],
-                           "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill]}, use_cache=True)
+            out = model(
+                **{
+                    **inputs,
+                    "input_ids": inputs["input_ids"][:, :prefill],
+                    "mm_token_type_ids": inputs["mm_token_type_ids"][:, :prefill],
+                },
+                use_cache=True,
+            )
             model(input_ids=inputs["input_ids"][:, prefill:], past_key_values=out.past_key_values, use_cache=True)
     assert torch.equal(cos["circle"], cos["mrope"])
 
 
 def test_one_cos_sin_per_position_set_per_forward():
-    model = mmrope_hf.patch_model(tiny_model("qwen2_vl", num_hidden_layers=6), "circle", layers={"repeat": [True, False, "vanilla"]})
+    model = mmrope_hf.patch_model(
+        tiny_model("qwen2_vl", num_hidden_layers=6), "circle", layers={"repeat": [True, False, "vanilla"]}
+    )
     calls = []
     model.model.language_model.rotary_emb.register_forward_hook(lambda m, a, out: calls.append(out))
     logits(model, inputs_for("qwen2_vl", "images"))
@@ -107,5 +117,6 @@ def test_rope_deltas_are_the_primary_sets():
     keys = ("mm_token_type_ids", "image_grid_thw")
     positions, deltas = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys})
     alone, alone_deltas = mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), "circle", layers="all").model.get_rope_index(
-        inputs["input_ids"], **{k: inputs[k] for k in keys})
+        inputs["input_ids"], **{k: inputs[k] for k in keys}
+    )
     assert positions.shape[0] == 6 and torch.equal(positions[:3], alone) and torch.equal(deltas, alone_deltas)

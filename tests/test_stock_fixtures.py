@@ -15,7 +15,8 @@ import torch
 from safetensors import safe_open
 
 import mmrope_hf
-from mmrope_hf.positions import POSITION_DESIGNS, PositionDesign, RowPositions
+from mmrope_hf.positions.registry import POSITION_DESIGNS
+from mmrope_hf.positions.design import PositionDesign, RowPositions
 from mmrope_hf.testing import FAMILIES, tiny_model
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -38,6 +39,7 @@ def drift(family: str, model) -> list[str]:
     made_with = f"(fixtures made with transformers {meta['transformers']}, torch {meta['torch']})"
     problems = []
     for name, inputs in prompts(family).items():
+
         def check(tensor: str, got: torch.Tensor, exact: bool = True) -> None:
             want = stored[f"{name}/{tensor}"]
             if got.shape != want.shape:
@@ -57,7 +59,7 @@ def drift(family: str, model) -> list[str]:
             check("logits", sampled_logits(model(**inputs).logits), exact=False)
         if f"{name}/generated" in stored:
             generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
-            check("generated", generated[:, inputs["input_ids"].shape[1]:])
+            check("generated", generated[:, inputs["input_ids"].shape[1] :])
     return problems
 
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import mmrope_hf
-from mmrope_hf.builder import build_position_ids, position_options
-from mmrope_hf.layout import IMAGE, VIDEO, parse_layout, visual_items
-from mmrope_hf.positions import POSITION_DESIGNS, build_positions
-from mmrope_hf.vectorized import batch_positions
+from mmrope_hf.positions.builder import build_position_ids, position_options
+from mmrope_hf.positions.layout import IMAGE, VIDEO, parse_layout, visual_items
+from mmrope_hf.positions.registry import POSITION_DESIGNS
+from mmrope_hf.positions.rows import build_positions
+from mmrope_hf.positions.batch import batch_positions
 
 
 def random_batch(seed: int, rows: int, padding_side: str, back_to_back: bool = False):
@@ -47,15 +48,22 @@ def both_paths(designs, tt, mask, items, options):
 
 
 @pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("designs", [("mrope",), ("spatial-reset",), ("vanilla",), ("mrope", "spatial-reset", "vanilla")])
+@pytest.mark.parametrize(
+    "designs", [("mrope",), ("spatial-reset",), ("vanilla",), ("mrope", "spatial-reset", "vanilla")]
+)
 def test_batch_builder_equals_the_reference(seed, designs):
     rng = random.Random(seed)
-    tt, mask, images, videos, seconds = random_batch(seed, rng.randint(1, 5), rng.choice(["left", "right"]), seed % 3 == 0)
+    tt, mask, images, videos, seconds = random_batch(
+        seed, rng.randint(1, 5), rng.choice(["left", "right"]), seed % 3 == 0
+    )
     split = seed % 2 == 0
     intervals = (2 * seconds).tolist() if videos is not None else None  # tokens_per_second 2
     items = [visual_items(IMAGE, images), visual_items(VIDEO, videos, intervals, split_frames=split)]
-    options = position_options(mmrope_hf.resolve_config(
-        "mrope", temporal_stride=rng.choice([None, 0.5, 1.0, 2.0]), vision_advance=rng.choice(["max", "spatial"])))
+    options = position_options(
+        mmrope_hf.resolve_config(
+            "mrope", temporal_stride=rng.choice([None, 0.5, 1.0, 2.0]), vision_advance=rng.choice(["max", "spatial"])
+        )
+    )
     fast, reference = both_paths(designs, tt, mask, items, options)
     assert fast is not None
     assert fast[0].dtype == reference[0].dtype and torch.equal(fast[0], reference[0])
@@ -67,7 +75,9 @@ def test_text_only_and_empty_rows():
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     items = [visual_items(IMAGE, torch.tensor([[1, 2, 2]])), visual_items(VIDEO, None)]
     tt[1, 1] = 1
-    fast, reference = both_paths(("mrope", "vanilla"), tt, mask, items, position_options(mmrope_hf.resolve_config("mrope")))
+    fast, reference = both_paths(
+        ("mrope", "vanilla"), tt, mask, items, position_options(mmrope_hf.resolve_config("mrope"))
+    )
     assert torch.equal(fast[0], reference[0]) and torch.equal(fast[1], reference[1])
 
 
@@ -87,22 +97,38 @@ def test_build_position_ids_matches_the_patched_model():
     for family, facts in [("qwen2_5_vl", {"tokens_per_second": 2}), ("qwen3_vl", {"split_video_frames": True})]:
         inputs = inputs_for(family, "video")
         model = mmrope_hf.patch_model(tiny_model(family), "circle")
-        expected, deltas = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
-                                                      video_grid_thw=inputs["video_grid_thw"])
-        got, got_deltas = build_position_ids("circle", inputs["input_ids"], inputs["mm_token_type_ids"],
-                                             video_grid_thw=inputs["video_grid_thw"], num_layers=2, **facts)
+        expected, deltas = model.model.get_rope_index(
+            inputs["input_ids"], inputs["mm_token_type_ids"], video_grid_thw=inputs["video_grid_thw"]
+        )
+        got, got_deltas = build_position_ids(
+            "circle",
+            inputs["input_ids"],
+            inputs["mm_token_type_ids"],
+            video_grid_thw=inputs["video_grid_thw"],
+            num_layers=2,
+            **facts,
+        )
         assert torch.equal(got, expected) and torch.equal(got_deltas[:, :1], deltas)
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("options", [
-    {}, {"radius": "auto"}, {"radius": "auto-2", "auto_radius": "l2"}, {"alpha": 0.0, "dff_rate": 0.3},
-    {"move_to_origin": False, "move_to_positive": "auto"}, {"method": "no_circle", "move_to_positive": 1.5},
-    {"temporal_stride": 0.5},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"radius": "auto"},
+        {"radius": "auto-2", "auto_radius": "l2"},
+        {"alpha": 0.0, "dff_rate": 0.3},
+        {"move_to_origin": False, "move_to_positive": "auto"},
+        {"method": "no_circle", "move_to_positive": 1.5},
+        {"temporal_stride": 0.5},
+    ],
+)
 def test_batch_circle_equals_the_reference(seed, options):
     rng = random.Random(seed)
-    tt, mask, images, videos, seconds = random_batch(seed, rng.randint(1, 4), rng.choice(["left", "right"]), seed % 3 == 0)
+    tt, mask, images, videos, seconds = random_batch(
+        seed, rng.randint(1, 4), rng.choice(["left", "right"]), seed % 3 == 0
+    )
     intervals = (2 * seconds).tolist() if videos is not None else None
     items = [visual_items(IMAGE, images), visual_items(VIDEO, videos, intervals, split_frames=seed % 2 == 0)]
     config = mmrope_hf.resolve_config("circle", layers="all", **options)

@@ -10,6 +10,7 @@ visual item or one per visual item (in order of appearance); for ``hope`` it is 
 Positions are exact ``Fraction`` values (floats in the arguments are converted exactly), so the tests compare
 against the float32 the library returns with an explicit tolerance or after rounding.
 """
+
 import math
 from fractions import Fraction
 

@@ -13,8 +13,15 @@ import math
 
 import numpy as np
 
-DEFAULTS = dict(radius=10.0, auto_radius="max-coordinate", alpha=0.5, move_to_origin=True, move_to_positive=False,
-                dff_rate=0.0, method="circle")
+DEFAULTS = dict(
+    radius=10.0,
+    auto_radius="max-coordinate",
+    alpha=0.5,
+    move_to_origin=True,
+    move_to_positive=False,
+    dff_rate=0.0,
+    method="circle",
+)
 
 
 def plane_basis():

@@ -7,6 +7,7 @@ Layout: a list of items, each ``("text", n)`` or ``("image", T, H, W)`` / ``("vi
 where T, H, W are the token grid AFTER spatial merge; visual tokens are row-major over
 (t, h, w) with w fastest.
 """
+
 import math
 
 DESIGNS = ("vanilla", "mrope", "spatial-reset")

@@ -10,10 +10,16 @@ from typing import Sequence
 
 import yaml
 
-from . import __version__
-from .checkpoint import config_path, meta_model, patch_from_key, read_scheme, write_scheme
-from .config import MMRopeConfig, available_schemes, load_preset, option_names, resolve_config
-from .patching import patch_info, patch_model
+from mmrope_hf.config import MMRopeConfig, available_schemes, load_preset, option_names, resolve_config
+from mmrope_hf.integrations.transformers.checkpoint import (
+    config_path,
+    meta_model,
+    patch_from_key,
+    read_scheme,
+    write_scheme,
+)
+from mmrope_hf.patching.api import patch_info, patch_model
+from mmrope_hf.version import __version__
 
 
 def _parse_sets(pairs: Sequence[str]) -> dict:
@@ -76,7 +82,7 @@ class _LayoutItem(argparse.Action):
 
 
 def _inspect(args: argparse.Namespace) -> None:
-    from .inspection import draw, frequency_map, layout_tensors, scheme_positions, table
+    from mmrope_hf.integrations.cli.inspection import draw, frequency_map, layout_tensors, scheme_positions, table
 
     tensors = layout_tensors(getattr(args, "items", None) or [])
     schemes = args.scheme or ["mrope", "mrope-i", "circle"]
@@ -85,7 +91,9 @@ def _inspect(args: argparse.Namespace) -> None:
     maps = {s: frequency_map(s, args.head_dim, args.kv_heads, args.native) for s in schemes}
     for scheme, (name, rows) in maps.items():
         pairs = "".join(".thw"[a + 1] for a in rows[0])
-        per_head = f"KV heads {''.join('.thw'[row[0] + 1] for row in rows)}, each over all pairs" if len(rows) > 1 else pairs
+        per_head = (
+            f"KV heads {''.join('.thw'[row[0] + 1] for row in rows)}, each over all pairs" if len(rows) > 1 else pairs
+        )
         print(f"{scheme}: {name}: {per_head}")
     if args.png:
         draw(tensors, results, maps, args.png)
@@ -116,17 +124,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("checkpoint", help="a directory written by save_pretrained")
     show.set_defaults(run=_show)
     inspect = commands.add_parser(
-        "inspect", help="positions and frequency maps of schemes on a prompt layout (table, optional PNG)",
-        description="e.g. mmrope inspect --text 3 --image 1x8x8 --text 2 --scheme mrope-i --scheme circle --png out.png",
+        "inspect",
+        help="positions and frequency maps of schemes on a prompt layout (table, optional PNG)",
+        description=(
+            "e.g. mmrope inspect --text 3 --image 1x8x8 --text 2 --scheme mrope-i --scheme circle --png out.png"
+        ),
     )
     inspect.add_argument("--text", action=_LayoutItem, type=int, metavar="N", help="N text tokens")
-    inspect.add_argument("--image", action=_LayoutItem, metavar="TxHxW", help="an image grid in patches (1x8x8: 16 tokens)")
+    inspect.add_argument(
+        "--image", action=_LayoutItem, metavar="TxHxW", help="an image grid in patches (1x8x8: 16 tokens)"
+    )
     inspect.add_argument("--video", action=_LayoutItem, metavar="TxHxW", help="a video grid in patches")
     inspect.add_argument("--scheme", action="append", help="a scheme (repeat; default: mrope, mrope-i, circle)")
     inspect.add_argument("--head-dim", type=int, default=128, help="head dim for the frequency maps (default 128)")
     inspect.add_argument("--kv-heads", type=int, default=8, help="KV heads for multi-head maps (default 8)")
-    inspect.add_argument("--native", default="chunked", choices=["chunked", "interleaved"],
-                         help="what 'native' means: chunked (Qwen2/2.5-VL, default) or interleaved (Qwen3-VL)")
+    inspect.add_argument(
+        "--native",
+        default="chunked",
+        choices=["chunked", "interleaved"],
+        help="what 'native' means: chunked (Qwen2/2.5-VL, default) or interleaved (Qwen3-VL)",
+    )
     inspect.add_argument("--png", metavar="FILE", help="also draw positions (3D) and frequency maps to a PNG")
     inspect.set_defaults(run=_inspect)
     args = parser.parse_args(argv)

@@ -12,9 +12,9 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .allocation import ALLOCATIONS
-from .builder import build_position_ids
-from .config import NATIVE, resolve_config
+from mmrope_hf.config import NATIVE, resolve_config
+from mmrope_hf.frequencies.allocation import ALLOCATIONS
+from mmrope_hf.positions.builder import build_position_ids
 
 MERGE = 2
 AXES = ("t", "h", "w")
@@ -39,9 +39,16 @@ def layout_tensors(items: Sequence[tuple[str, str | int]]) -> dict[str, torch.Te
     if not types:
         raise ValueError("the layout is empty: give at least one --text, --image or --video")
     tensor = torch.tensor([types])
-    as_grid = lambda g: torch.tensor(g) if g else None
-    return {"input_ids": torch.zeros_like(tensor), "mm_token_type_ids": tensor,
-            "image_grid_thw": as_grid(grids["image"]), "video_grid_thw": as_grid(grids["video"])}
+
+    def as_grid(g: list) -> torch.Tensor | None:
+        return torch.tensor(g) if g else None
+
+    return {
+        "input_ids": torch.zeros_like(tensor),
+        "mm_token_type_ids": tensor,
+        "image_grid_thw": as_grid(grids["image"]),
+        "video_grid_thw": as_grid(grids["video"]),
+    }
 
 
 def scheme_positions(schemes: Sequence[str], tensors: dict, num_layers: int = 2) -> dict[str, tuple]:
@@ -64,13 +71,15 @@ def frequency_map(scheme: str, head_dim: int, kv_heads: int, native: str) -> tup
     pairs = head_dim // 2
     if plan.head_axes is not None:
         return name, [[axis] * pairs for axis in plan.head_axes]
-    return name, [list(plan.pair_axes)]
+    return name, [list(plan.pair_axes or ())]
 
 
 def table(tensors: dict, results: dict) -> str:
     """One line per token: index, kind, and (t, h, w) per scheme and position set; then the rope_deltas."""
     kinds = {0: "text", 1: "image", 2: "video"}
-    header = f"{'#':>4} {'kind':<6}" + "".join(f" {f'{s}[{n}]':>26}" for s, (_, _, names) in results.items() for n in names)
+    header = f"{'#':>4} {'kind':<6}" + "".join(
+        f" {f'{s}[{n}]':>26}" for s, (_, _, names) in results.items() for n in names
+    )
     lines = [header]
     for i, kind in enumerate(tensors["mm_token_type_ids"][0].tolist()):
         cells = []
@@ -107,8 +116,14 @@ def draw(tensors: dict, results: dict, maps: dict, path: str) -> None:
         ax.set_title(f"{scheme} ({names[0]})")
         name, rows = maps[scheme]
         ax2 = fig.add_subplot(2, count, count + i + 1)
-        image = ax2.imshow(rows, aspect="auto", cmap=matplotlib.colors.ListedColormap(["white", "tab:red", "tab:green", "tab:blue"]),
-                           vmin=-1.5, vmax=2.5, interpolation="nearest")
+        image = ax2.imshow(
+            rows,
+            aspect="auto",
+            cmap=matplotlib.colors.ListedColormap(["white", "tab:red", "tab:green", "tab:blue"]),
+            vmin=-1.5,
+            vmax=2.5,
+            interpolation="nearest",
+        )
         ax2.set_title(f"{name}: axis per rotary pair")
         ax2.set_xlabel("rotary pair (0 = highest frequency)")
         ax2.set_ylabel("KV head" if len(rows) > 1 else "")

@@ -50,12 +50,14 @@ def visual_items(
     split_frames: bool = False,
 ) -> VisualItems:
     """Grids of one modality; ``split_frames`` turns a (T, h, w) video into T (1, h, w) items (Qwen3-VL)."""
-    grids = [] if grid_thw is None else [tuple(int(v) for v in g) for g in grid_thw.tolist()]
+    grids: list[tuple[int, int, int]] = (
+        [] if grid_thw is None else [(int(t), int(h), int(w)) for t, h, w in grid_thw.tolist()]
+    )
     intervals = list(intervals) if intervals is not None else [1.0] * len(grids)
     if len(intervals) != len(grids):
         raise ValueError(f"got {len(intervals)} temporal intervals for {len(grids)} {_MODALITY_NAME[modality]} grids")
     if split_frames:
-        intervals = [i for g, i in zip(grids, intervals) for _ in range(g[0])]
+        intervals = [i for g, i in zip(grids, intervals, strict=True) for _ in range(g[0])]
         grids = [(1, g[1], g[2]) for g in grids for _ in range(g[0])]
     return VisualItems(modality, grids, intervals)
 
@@ -81,7 +83,7 @@ def parse_layout(
     layout: list[list[Segment]] = []
     for row, row_types in enumerate(types):
         if masks is not None:
-            row_types = [t for t, keep in zip(row_types, masks[row]) if keep]
+            row_types = [t for t, keep in zip(row_types, masks[row], strict=True) if keep]
         segments: list[Segment] = []
         start = 0
         while start < len(row_types):
@@ -110,7 +112,9 @@ def parse_layout(
 def _take_blocks(queues, modality: int, run_length: int, row: int, offset: int, merge: int) -> list[VisualBlock]:
     name = _MODALITY_NAME[modality]
     if modality not in queues:
-        raise ValueError(f"row {row} holds {name} placeholder tokens at position {offset} but no {name}_grid_thw was given")
+        raise ValueError(
+            f"row {row} holds {name} placeholder tokens at position {offset} but no {name}_grid_thw was given"
+        )
     it, used = queues[modality]
     blocks = []
     left = run_length
@@ -126,7 +130,8 @@ def _take_blocks(queues, modality: int, run_length: int, row: int, offset: int, 
         block = VisualBlock(modality, (t, h // merge, w // merge), it.intervals[used])
         if block.num_tokens > left:
             raise ValueError(
-                f"{name} grid {used} = {(t, h, w)} needs {block.num_tokens} placeholder tokens, but row {row} has a run "
+                f"{name} grid {used} = {(t, h, w)} needs {block.num_tokens} placeholder tokens, "
+                f"but row {row} has a run "
                 f"of {run_length} {name} token(s) at position {offset} with only {left} left for it"
             )
         blocks.append(block)

@@ -33,9 +33,9 @@ import transformers.models.auto.modeling_auto  # noqa: F401  (defines every Auto
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
-from .checkpoint import CONFIG_FILE, CONFIG_KEY, patch_from_key
-from .config import MMRopeConfig, resolve_config
-from .patching import patch_model
+from mmrope_hf.config import MMRopeConfig, resolve_config
+from mmrope_hf.integrations.transformers.checkpoint import CONFIG_FILE, CONFIG_KEY, patch_from_key
+from mmrope_hf.patching.api import patch_model
 
 _NOT_GIVEN = object()
 _LOADING = contextvars.ContextVar("mmrope_hf_loading", default=False)
@@ -49,7 +49,7 @@ _DOC = """
 """
 
 
-def _config_source(name_or_path: str | os.PathLike, kwargs: dict[str, Any]) -> str:
+def _config_source(name_or_path: str | os.PathLike | None, kwargs: dict[str, Any]) -> str:
     """Where the config of this call comes from, for error messages."""
     config = kwargs.get("config")
     base = config if config is not None else name_or_path
@@ -95,7 +95,8 @@ def _wrap(original: classmethod) -> classmethod:
 
 
 def _targets() -> list[type]:
-    classes, pending = [PreTrainedModel], [_BaseAutoModelClass]
+    classes: list[type] = [PreTrainedModel]
+    pending: list[type] = [_BaseAutoModelClass]
     while pending:
         cls = pending.pop()
         classes.append(cls)
@@ -108,14 +109,14 @@ def install() -> None:
     for cls in _targets():
         if cls not in _ORIGINALS:
             _ORIGINALS[cls] = vars(cls)["from_pretrained"]
-            cls.from_pretrained = _wrap(_ORIGINALS[cls])
+            cls.from_pretrained = _wrap(_ORIGINALS[cls])  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
     """Restore the original ``from_pretrained`` methods; loading then ignores the ``mmrope`` key again."""
     while _ORIGINALS:
         cls, original = _ORIGINALS.popitem()
-        cls.from_pretrained = original
+        cls.from_pretrained = original  # type: ignore[attr-defined]
 
 
 def is_installed() -> bool:

@@ -14,13 +14,13 @@ the per-layer hooks installed by the patcher hand each decoder layer its own set
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from .allocation import NOPE, FrequencyPlan
-from .apply import AxisTables
+from mmrope_hf.frequencies.allocation import NOPE, FrequencyPlan
+from mmrope_hf.frequencies.apply import AxisTables
 
 
 class StackedCosSin(tuple):
@@ -67,7 +67,11 @@ class MultimodalRotaryEmbedding(nn.Module):
             (``text-spatial-reset``); such sets are read as ``(t, h - t, w - t)``.
     """
 
-    def __init__(self, stock: nn.Module, plan: FrequencyPlan, num_sets: int = 1, spatial_from_t: Sequence[bool] = ()):
+    pair_axes: torch.Tensor
+    pair_scale: torch.Tensor | None
+    spatial_from_t: torch.Tensor | None
+
+    def __init__(self, stock: Any, plan: FrequencyPlan, num_sets: int = 1, spatial_from_t: Sequence[bool] = ()):
         super().__init__()
         num_pairs = stock.inv_freq.shape[-1]
         if plan.pair_axes is not None and len(plan.pair_axes) != num_pairs:
@@ -77,7 +81,7 @@ class MultimodalRotaryEmbedding(nn.Module):
         self.num_sets = num_sets
         axes = plan.pair_axes if plan.pair_axes is not None else ()
         self.register_buffer("pair_axes", torch.tensor([max(a, 0) for a in axes], dtype=torch.long), persistent=False)
-        scale = [0.0 if a == NOPE else f for a, f in zip(axes, plan.pair_scale or [1.0] * len(axes))]
+        scale = [0.0 if a == NOPE else f for a, f in zip(axes, plan.pair_scale or [1.0] * len(axes), strict=True)]
         scaled = any(f != 1.0 for f in scale)  # None keeps the stock path (and its bits) for every other plan
         self.register_buffer("pair_scale", torch.tensor(scale) if scaled else None, persistent=False)
         relative = [[0, int(r), int(r)] for r in list(spatial_from_t) + [False] * (num_sets - len(spatial_from_t))]
@@ -90,25 +94,27 @@ class MultimodalRotaryEmbedding(nn.Module):
         sets = split_position_sets(position_ids, self.num_sets).to(x.device)
         if self.spatial_from_t is not None:  # (t, t + h, t + w) -> (t, h, w) for the sets that store it so
             sets = sets - sets[:, :1] * self.spatial_from_t.to(x.device)
-        inv_freq = self.stock.inv_freq.to(device=x.device, dtype=torch.float)
+        stock: Any = self.stock
+        inv_freq = stock.inv_freq.to(device=x.device, dtype=torch.float)
         if self.pair_scale is not None:  # NoPE pairs (0) and scaled-base pairs
             inv_freq = inv_freq * self.pair_scale.to(x.device)
         with torch.autocast(device_type=x.device.type, enabled=False):
             freqs = sets[..., None].float() * inv_freq  # (K, 3, B, L, P)
-            cos = self._recompose(freqs.cos() * self.stock.attention_scaling).to(dtype=x.dtype)
-            sin = self._recompose(freqs.sin() * self.stock.attention_scaling).to(dtype=x.dtype)
+            cos = self._recompose(freqs.cos() * stock.attention_scaling).to(dtype=x.dtype)
+            sin = self._recompose(freqs.sin() * stock.attention_scaling).to(dtype=x.dtype)
         if self.num_sets == 1:
             cos, sin = cos[0], sin[0]
         if self.plan.head_axes is not None:
-            cos, sin = AxisTables(cos, self.plan.head_axes), AxisTables(sin, self.plan.head_axes)
+            tables = AxisTables(cos, self.plan.head_axes), AxisTables(sin, self.plan.head_axes)
+            return tables if self.num_sets == 1 else StackedCosSin(tables)
         return (cos, sin) if self.num_sets == 1 else StackedCosSin((cos, sin))
 
     def _recompose(self, values: torch.Tensor) -> torch.Tensor:
         """(K, 3, B, L, P) per-axis values -> (K, B, L, 2P) under a pair map, or (K, 3, B, L, 2P) for heads."""
         if self.plan.head_axes is not None:
             return torch.cat((values, values), dim=-1)
-        k, _, b, l, p = values.shape
-        index = self.pair_axes.to(values.device).view(1, 1, 1, 1, p).expand(k, 1, b, l, p)
+        k, _, b, length, p = values.shape
+        index = self.pair_axes.to(values.device).view(1, 1, 1, 1, p).expand(k, 1, b, length, p)
         picked = values.gather(1, index).squeeze(1)
         return torch.cat((picked, picked), dim=-1)
 

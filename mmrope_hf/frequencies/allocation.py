@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from .options import Option, boolean, choice, positive_number
-from .registry import Registry
+from mmrope_hf.options import Option, boolean, choice, positive_number
+from mmrope_hf.registry import Registry
 
 T, H, W = 0, 1, 2
 NOPE = -1
@@ -81,8 +81,14 @@ class PairAllocation:
     def default_section(self, num_pairs: int) -> tuple[int, int, int]:
         return scaled_section(num_pairs, self.spatial_per_64)
 
-    def plan(self, num_pairs: int, num_kv_heads: int, section: Sequence[int] | None, options: Mapping[str, Any],
-             strict: bool = True) -> FrequencyPlan:
+    def plan(
+        self,
+        num_pairs: int,
+        num_kv_heads: int,
+        section: Sequence[int] | None,
+        options: Mapping[str, Any],
+        strict: bool = True,
+    ) -> FrequencyPlan:
         """The plan for ``section`` (the default when ``None``). ``strict=False`` takes the model's own section
         exactly as the model code uses it; a user section must give exactly the requested pair counts."""
         section = tuple(section) if section is not None else self.default_section(num_pairs)
@@ -91,7 +97,8 @@ class PairAllocation:
         if sum(section) != num_pairs:
             raise ValueError(
                 f"mrope_section {list(section)} sums to {sum(section)}, but the head has {num_pairs} rotary pairs "
-                f"(head_dim {2 * num_pairs}); for the {self.name} allocation use e.g. {list(self.default_section(num_pairs))}"
+                f"(head_dim {2 * num_pairs}); for the {self.name} allocation use e.g. "
+                f"{list(self.default_section(num_pairs))}"
             )
         axes = self.pair_axes_fn(num_pairs, section)
         counts = [axes.count(axis) for axis in (T, H, W)]
@@ -115,23 +122,34 @@ class HeadAllocation:
     """MHRoPE: every KV head reads one axis over the full spectrum; ``section`` counts KV heads per axis."""
 
     name: str = "multi-head"
-    options: Mapping[str, Option] = field(default_factory=lambda: {
-        "nope_heads": Option(0, _non_negative_int, "trailing KV heads with no rotation (multi-head only; changes text-only outputs)"),
-    })
+    options: Mapping[str, Option] = field(
+        default_factory=lambda: {
+            "nope_heads": Option(
+                0, _non_negative_int, "trailing KV heads with no rotation (multi-head only; changes text-only outputs)"
+            ),
+        }
+    )
 
     @staticmethod
     def default_section(num_heads: int) -> tuple[int, int, int]:
         return scaled_section(num_heads, 24)  # h = w = floor(3n/8): [2, 3, 3] for 8 KV heads
 
-    def plan(self, num_pairs: int, num_kv_heads: int, section: Sequence[int] | None, options: Mapping[str, Any],
-             strict: bool = True) -> FrequencyPlan:
+    def plan(
+        self,
+        num_pairs: int,
+        num_kv_heads: int,
+        section: Sequence[int] | None,
+        options: Mapping[str, Any],
+        strict: bool = True,
+    ) -> FrequencyPlan:
         nope = options.get("nope_heads", 0)
         rotated = num_kv_heads - nope
         if section is None:
             if rotated < 3:
                 raise ValueError(
                     f"the multi-head allocation (MHRoPE) needs at least 3 rotated KV heads, one per axis; this model "
-                    f"has {num_kv_heads} KV head(s)" + (f" and nope_heads={nope}" if nope else "")
+                    f"has {num_kv_heads} KV head(s)"
+                    + (f" and nope_heads={nope}" if nope else "")
                     + ". Use a scheme with a per-pair allocation instead: mrope-i, spatial-reset or mrope"
                 )
             section = self.default_section(rotated)
@@ -142,7 +160,7 @@ class HeadAllocation:
                 + (f"; e.g. {list(self.default_section(rotated))}" if rotated >= 3 else "")
             )
         heads = [axis for axis, count in enumerate(section) for _ in range(count)] + [NOPE] * nope
-        return FrequencyPlan(self.name, section, head_axes=tuple(heads))
+        return FrequencyPlan(self.name, tuple(section), head_axes=tuple(heads))
 
 
 Allocation = PairAllocation | HeadAllocation
@@ -211,8 +229,14 @@ def multimodal_ropes_videorope_pair_axes(num_pairs: int, section: Sequence[int])
 class VideoRoPEAllocation(PairAllocation):
     """VideoRoPE's map in the official or the reference repo's layout, with HoPE's NoPE temporal pairs on request."""
 
-    def plan(self, num_pairs: int, num_kv_heads: int, section: Sequence[int] | None, options: Mapping[str, Any],
-             strict: bool = True) -> FrequencyPlan:
+    def plan(
+        self,
+        num_pairs: int,
+        num_kv_heads: int,
+        section: Sequence[int] | None,
+        options: Mapping[str, Any],
+        strict: bool = True,
+    ) -> FrequencyPlan:
         if options.get("videorope_layout", "official") == "official":
             plan = super().plan(num_pairs, num_kv_heads, section, options, strict)
         else:
@@ -223,9 +247,12 @@ class VideoRoPEAllocation(PairAllocation):
                     f"(head_dim {2 * num_pairs}); for the {self.name} allocation use e.g. "
                     f"{list(self.default_section(num_pairs))}"
                 )
-            plan = FrequencyPlan(self.name, section, pair_axes=tuple(multimodal_ropes_videorope_pair_axes(num_pairs, section)))
+            plan = FrequencyPlan(
+                self.name, section, pair_axes=tuple(multimodal_ropes_videorope_pair_axes(num_pairs, section))
+            )
         if options.get("temporal_nope", False):
-            plan = replace(plan, pair_axes=tuple(NOPE if axis == T else axis for axis in plan.pair_axes))
+            axes = plan.pair_axes or ()
+            plan = replace(plan, pair_axes=tuple(NOPE if axis == T else axis for axis in axes))
         return plan
 
 
@@ -233,22 +260,55 @@ class VideoRoPEAllocation(PairAllocation):
 class ScaledBaseAllocation(PairAllocation):
     """A pair map whose H and W pairs rotate with the model's base times ``spatial_base_scale``."""
 
-    def plan(self, num_pairs: int, num_kv_heads: int, section: Sequence[int] | None, options: Mapping[str, Any],
-             strict: bool = True) -> FrequencyPlan:
+    def plan(
+        self,
+        num_pairs: int,
+        num_kv_heads: int,
+        section: Sequence[int] | None,
+        options: Mapping[str, Any],
+        strict: bool = True,
+    ) -> FrequencyPlan:
         plan = super().plan(num_pairs, num_kv_heads, section, options, strict)
         scale = options.get("spatial_base_scale", self.options["spatial_base_scale"].default)
-        factors = tuple(scale ** (-i / num_pairs) if axis in (H, W) else 1.0 for i, axis in enumerate(plan.pair_axes))
+        factors = tuple(
+            scale ** (-i / num_pairs) if axis in (H, W) else 1.0 for i, axis in enumerate(plan.pair_axes or ())
+        )
         return replace(plan, pair_scale=factors)
 
 
-ALLOCATIONS.add("videorope", VideoRoPEAllocation("videorope", videorope_pair_axes, spatial_per_64=24, options={
-    "videorope_layout": Option("official", choice("official", "multimodal-ropes"),
-                               "VideoRoPE map: 'official' (H/W alternate, then T) or 'multimodal-ropes' (shifted by one pair)"),
-    "temporal_nope": Option(False, boolean, "HoPE: no rotation on the temporal pairs (changes text-only outputs)"),
-}))
-ALLOCATIONS.add("interleaved-reserved-t", PairAllocation("interleaved-reserved-t", interleaved_pair_axes, spatial_per_64=16))
-ALLOCATIONS.add("interleaved-scaled-base", ScaledBaseAllocation(
-    "interleaved-scaled-base", interleaved_pair_axes, spatial_per_64=20, options={
-        "spatial_base_scale": Option(0.01, positive_number,
-                                     "factor on the rotary base of the h/w pairs (0.01: 1e6 -> 1e4; changes text-only outputs)"),
-    }))
+ALLOCATIONS.add(
+    "videorope",
+    VideoRoPEAllocation(
+        "videorope",
+        videorope_pair_axes,
+        spatial_per_64=24,
+        options={
+            "videorope_layout": Option(
+                "official",
+                choice("official", "multimodal-ropes"),
+                "VideoRoPE map: 'official' (H/W alternate, then T) or 'multimodal-ropes' (shifted by one pair)",
+            ),
+            "temporal_nope": Option(
+                False, boolean, "HoPE: no rotation on the temporal pairs (changes text-only outputs)"
+            ),
+        },
+    ),
+)
+ALLOCATIONS.add(
+    "interleaved-reserved-t", PairAllocation("interleaved-reserved-t", interleaved_pair_axes, spatial_per_64=16)
+)
+ALLOCATIONS.add(
+    "interleaved-scaled-base",
+    ScaledBaseAllocation(
+        "interleaved-scaled-base",
+        interleaved_pair_axes,
+        spatial_per_64=20,
+        options={
+            "spatial_base_scale": Option(
+                0.01,
+                positive_number,
+                "factor on the rotary base of the h/w pairs (0.01: 1e6 -> 1e4; changes text-only outputs)",
+            ),
+        },
+    ),
+)

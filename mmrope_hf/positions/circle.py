@@ -32,8 +32,8 @@ Choices beyond the reference (which only handles single-frame blocks):
   ``true``/``false`` (the reference's booleans) read as 1 and 0. ``move_to_positive=0`` shifts by |min|
   (the reference treats 0 as off); ``true`` is refused (the reference reads it as the offset 1).
 
->>> from mmrope_hf.layout import VisualBlock
->>> from mmrope_hf.positions import PositionOptions
+>>> from mmrope_hf.positions.layout import VisualBlock
+>>> from mmrope_hf.positions.design import PositionOptions
 >>> row = circle([3, VisualBlock(1, (1, 4, 4), 1.0), 2], PositionOptions())
 >>> [round(v, 4) for v in row.positions[:, 3].tolist()], round(row.next_position, 4)
 ([5.0854, 8.7938, -4.8793], 14.0714)
@@ -46,10 +46,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .layout import Segment, VisualBlock
-from .options import Option, boolean, choice
-from .positions import PositionOptions, RowPositions, register_design
-from .vectorized import BatchDesign, Blocks, Tokens
+from mmrope_hf.options import Option, boolean, choice
+from mmrope_hf.positions.batch import BatchDesign, Blocks, Tokens
+from mmrope_hf.positions.design import PositionDesign, PositionOptions, RowPositions
+from mmrope_hf.positions.layout import Segment, VisualBlock
 
 _SQRT2, _SQRT6 = math.sqrt(2.0), math.sqrt(6.0)
 
@@ -61,7 +61,7 @@ def _auto_scale(radius: Any) -> float | None:
     if not isinstance(radius, str) or not radius.startswith("auto-"):
         return None
     try:
-        scale = float(radius[len("auto-"):])
+        scale = float(radius[len("auto-") :])
     except ValueError:
         return None
     return scale if math.isfinite(scale) and scale > 0 else None
@@ -76,8 +76,9 @@ def _check_radius(name: str, value: Any) -> float | str:
         return float(value)
     if _auto_scale(value) is not None:
         return value
-    raise ValueError(f"{name} must be a number > 0, 'auto' or 'auto-k' with a number k > 0 (e.g. 'auto-2'), "
-                     f"got {value!r}")
+    raise ValueError(
+        f"{name} must be a number > 0, 'auto' or 'auto-k' with a number k > 0 (e.g. 'auto-2'), got {value!r}"
+    )
 
 
 def _check_fraction(name: str, value: Any) -> float:
@@ -100,8 +101,11 @@ def _check_move_to_positive(name: str, value: Any) -> bool | str | float:
 
 CIRCLE_OPTIONS = {
     "radius": Option(10.0, _check_radius, "ring radius R: a number > 0, 'auto' or 'auto-k' (k times the grid extent)"),
-    "auto_radius": Option("max-coordinate", choice("max-coordinate", "l2"),
-                          "extent for an 'auto' radius: largest centred coordinate (code) or L2 norm (paper Eq. 9)"),
+    "auto_radius": Option(
+        "max-coordinate",
+        choice("max-coordinate", "l2"),
+        "extent for an 'auto' radius: largest centred coordinate (code) or L2 norm (paper Eq. 9)",
+    ),
     "alpha": Option(0.5, _check_fraction, "weight of the spatial angle vs the raster-order angle, in [0, 1]"),
     "move_to_origin": Option(True, boolean, "centre the grid before taking angles"),
     "move_to_positive": Option(False, _check_move_to_positive, "false, 'auto' (shift by |min|) or |min| + a number"),
@@ -113,8 +117,9 @@ CIRCLE_OPTIONS = {
 def _settings(options: PositionOptions) -> dict[str, Any]:
     """The design options with defaults filled in, checked."""
     given = options.design
-    return {name: spec.check(name, given[name]) if name in given else spec.default
-            for name, spec in CIRCLE_OPTIONS.items()}
+    return {
+        name: spec.check(name, given[name]) if name in given else spec.default for name, spec in CIRCLE_OPTIONS.items()
+    }
 
 
 def _ring(height: int, width: int, settings: Mapping[str, Any]) -> torch.Tensor:
@@ -194,8 +199,11 @@ def _batch_offsets(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> 
     if shift is not False:
         lowest = _per_block(offsets.amin(0), block, count, "amin")[block]
         offsets = offsets + lowest.abs() + (0.0 if shift == "auto" else shift)
-    stride = blocks.interval.double() if options.temporal_stride is None else torch.full_like(
-        blocks.interval, options.temporal_stride, dtype=torch.float64)
+    stride = (
+        blocks.interval.double()
+        if options.temporal_stride is None
+        else torch.full_like(blocks.interval, options.temporal_stride, dtype=torch.float64)
+    )
     return offsets + tokens.g.double() * stride[block]
 
 
@@ -210,7 +218,6 @@ _BATCH = BatchDesign(
 )
 
 
-@register_design("circle", options=CIRCLE_OPTIONS, batch=_BATCH)
 def circle(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """Circle-RoPE positions: text on (p, p, p), each image/frame on a ring orthogonal to (1, 1, 1).
 
@@ -229,3 +236,6 @@ def circle(segments: Sequence[Segment], options: PositionOptions) -> RowPosition
             position = float(parts[-1].max()) + 1
     positions = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.float64)
     return RowPositions(positions.to(torch.float32), position)
+
+
+DESIGNS = {"circle": PositionDesign(circle, CIRCLE_OPTIONS, _BATCH)}

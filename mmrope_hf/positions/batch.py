@@ -3,7 +3,7 @@
 No Python loop over tokens, rows or visual items: every visual token finds its block and its (g, r, c) inside
 it from cumulative sums and ``searchsorted``, and the running start position of every block comes from a
 cumulative sum of per-block advances along each row. A design opts in by giving a :class:`BatchDesign`; the
-per-row functions in :mod:`mmrope_hf.positions` stay the reference (the tests compare the two), and the
+per-row functions in :mod:`mmrope_hf.positions.design` stay the reference (the tests compare the two), and the
 builder falls back to them for designs without a batch form and for inputs it cannot lay out (it then raises
 the reference's detailed error).
 
@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .layout import VisualItems
+from mmrope_hf.positions.layout import VisualItems
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _block_table(
     if not parts:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return Blocks(empty.view(0, 3), empty.float(), empty, empty), Tokens(*[empty] * 6)
-    grid, interval, first, last, size, index = (torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts))
+    grid, interval, first, last, size, index = (torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts, strict=True))
     if bool(((last - first + 1 != size) | (first // length != last // length)).any()):
         return None  # a block split by text, padding or a row end
     block = torch.repeat_interleave(torch.arange(len(size), device=device), size)
@@ -141,7 +141,8 @@ def batch_positions(
         out = out.view(3, batch, length).masked_fill_(~valid, 0)
         block_top = base[blocks.first] + design.top(blocks, tokens, options).to(base.dtype)
         top = torch.zeros(batch, dtype=base.dtype, device=types.device).scatter_reduce(
-            0, rows, block_top, "amax", include_self=False)
+            0, rows, block_top, "amax", include_self=False
+        )
         following = counts.to(base.dtype) + extra.sum(1)
         deltas.append(torch.maximum(following, top) - counts.to(base.dtype))
         sets.append(out)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .allocation import NOPE
+from mmrope_hf.frequencies.allocation import NOPE
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ def apply_per_head_axis(
     heads of one axis are a contiguous slice rotated with that axis's (B, L, D) table."""
     if q.shape[1] % k.shape[1] or k.shape[1] != len(cos.head_axes):
         raise ValueError(
-            f"the multi-head plan has {len(cos.head_axes)} KV heads, attention has {k.shape[1]} KV / {q.shape[1]} query heads"
+            f"the multi-head plan has {len(cos.head_axes)} KV heads, attention has {k.shape[1]} KV / "
+            f"{q.shape[1]} query heads"
         )
     return _rotate_heads(q, cos, sin, q.shape[1] // k.shape[1]), _rotate_heads(k, cos, sin, 1)
 
@@ -82,7 +83,7 @@ def install_dispatcher(module: ModuleType, name: str) -> Callable[[], None]:
                 return apply_per_head_axis(q, k, cos, sin)
             return original(q, k, cos, sin, *args, **kwargs)
 
-        apply_rotary_pos_emb.__wrapped__ = original
+        apply_rotary_pos_emb.__wrapped__ = original  # type: ignore[attr-defined]
         setattr(module, name, apply_rotary_pos_emb)
         _INSTALLED[key] = [original, 0]
     _INSTALLED[key][1] += 1

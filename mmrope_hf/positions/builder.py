@@ -16,11 +16,13 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .config import MMRopeConfig, resolve_config
-from .layout import IMAGE, VIDEO, VisualItems, parse_layout, visual_items
-from .positions import POSITION_DESIGNS, PositionOptions, build_positions
-from .schedule import layer_schedule
-from .vectorized import batch_positions
+from mmrope_hf.config import MMRopeConfig, resolve_config
+from mmrope_hf.positions.batch import batch_positions
+from mmrope_hf.positions.design import PositionOptions
+from mmrope_hf.positions.layout import IMAGE, VIDEO, VisualItems, parse_layout, visual_items
+from mmrope_hf.positions.registry import POSITION_DESIGNS
+from mmrope_hf.positions.rows import build_positions
+from mmrope_hf.schedule import layer_schedule
 
 SMALL_BATCH_ITEMS = 3
 
@@ -36,13 +38,22 @@ def positions_for(
     """``(positions (3K, B, L), rope_deltas (B, K))`` of K designs over a batch (see :func:`build_positions`)."""
     forms = [POSITION_DESIGNS.get(name).batch for name in designs]
     small = mm_token_type_ids.device.type == "cpu" and sum(len(it.grids) for it in items) <= SMALL_BATCH_ITEMS
-    if all(forms) and not small:
-        fast = batch_positions(designs, forms, mm_token_type_ids, attention_mask, items, spatial_merge_size, options)
+    batch_forms = [form for form in forms if form is not None]
+    if len(batch_forms) == len(forms) and not small:
+        fast = batch_positions(
+            designs, batch_forms, mm_token_type_ids, attention_mask, items, spatial_merge_size, options
+        )
         if fast is not None:
             return fast
     layout = parse_layout(mm_token_type_ids, attention_mask, items, spatial_merge_size)
-    return build_positions(designs, layout, options, attention_mask, tuple(mm_token_type_ids.shape),
-                           mm_token_type_ids.device)
+    return build_positions(
+        designs,
+        layout,
+        options,
+        attention_mask,
+        (mm_token_type_ids.shape[0], mm_token_type_ids.shape[1]),
+        mm_token_type_ids.device,
+    )
 
 
 def position_options(config: MMRopeConfig) -> PositionOptions:
@@ -92,14 +103,25 @@ def build_position_ids(
     config = resolve_config(scheme, **options)
     designs = (
         layer_schedule(config.position, config.stagger_with, config.layers, num_layers).designs
-        if num_layers is not None else config.designs
+        if num_layers is not None
+        else config.designs
     )
     count = 0 if video_grid_thw is None else len(video_grid_thw)
     seconds = [1.0] * count if second_per_grid_ts is None else list(second_per_grid_ts)
     intervals = [tokens_per_second * s if tokens_per_second is not None else 1 for s in seconds]
-    items = [visual_items(IMAGE, image_grid_thw),
-             visual_items(VIDEO, video_grid_thw, intervals, split_frames=split_video_frames)]
+    items = [
+        visual_items(IMAGE, image_grid_thw),
+        visual_items(VIDEO, video_grid_thw, intervals, split_frames=split_video_frames),
+    ]
     if mm_token_type_ids.shape != input_ids.shape:
-        raise ValueError(f"mm_token_type_ids has shape {tuple(mm_token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}")
-    return positions_for(designs, mm_token_type_ids.to(input_ids.device), attention_mask, items, spatial_merge_size,
-                         position_options(config))
+        raise ValueError(
+            f"mm_token_type_ids has shape {tuple(mm_token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}"
+        )
+    return positions_for(
+        designs,
+        mm_token_type_ids.to(input_ids.device),
+        attention_mask,
+        items,
+        spatial_merge_size,
+        position_options(config),
+    )

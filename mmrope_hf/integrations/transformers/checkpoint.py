@@ -17,7 +17,7 @@ import torch
 import transformers
 from torch import nn
 
-from .patching import patch_model
+from mmrope_hf.patching.api import patch_model
 
 CONFIG_KEY = "mmrope"
 CONFIG_FILE = "config.json"
@@ -56,7 +56,7 @@ def patch_from_key(model: nn.Module, value: Any, source: str) -> nn.Module:
     try:
         if not isinstance(value, Mapping):
             raise TypeError(f"expected a mapping with a 'scheme' key, got {type(value).__name__} {value!r}")
-        return patch_model(model, value)
+        return patch_model(model, dict(value))
     except (TypeError, ValueError) as error:
         raise ValueError(
             f'{source}: invalid "{CONFIG_KEY}" key: {error} (fix it with `mmrope apply`, or pass mmrope=None to '

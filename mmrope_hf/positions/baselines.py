@@ -43,7 +43,7 @@ Qwen2.5-VL). Qwen3-VL lays every temporal group of a video out as a block of its
 ``modality-interval`` return int64 with the stock truncation of the temporal offsets. The 1D/3D designs here ignore
 ``vision_advance`` except ``text-spatial-reset``.
 
->>> from mmrope_hf.layout import VisualBlock
+>>> from mmrope_hf.positions.layout import VisualBlock
 >>> row = videorope([3, VisualBlock(1, (1, 4, 4), 1.0), 2], PositionOptions())
 >>> row.positions[:, 3].tolist(), row.next_position  # image token (0, 0): (3, 2, 2); text resumes at 4
 ([3.0, 2.0, 2.0], 6.0)
@@ -56,9 +56,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .layout import Segment, VisualBlock
-from .options import Option, positive_number
-from .positions import PositionOptions, RowPositions, register_design
+from mmrope_hf.options import Option, positive_number
+from mmrope_hf.positions.design import PositionDesign, PositionOptions, RowPositions
+from mmrope_hf.positions.layout import Segment, VisualBlock
 
 SPATIAL_FROM_T = frozenset({"text-spatial-reset"})
 """Designs that store h and w relative to t: the patched rotary reads ``(t, h - t, w - t)`` for their sets."""
@@ -79,13 +79,15 @@ def _seed(name: str, value: Any) -> int:
 
 
 HOPE_OPTIONS = {
-    "temporal_stride_choices": Option(DEFAULT_STRIDE_CHOICES, _stride_choices,
-                                      "training-time temporal strides, one drawn per visual block (HoPE)"),
+    "temporal_stride_choices": Option(
+        DEFAULT_STRIDE_CHOICES, _stride_choices, "training-time temporal strides, one drawn per visual block (HoPE)"
+    ),
     "seed": Option(0, _seed, "seed of the patched model's generator for the training-time draws"),
 }
 V2PE_OPTIONS = {
-    "visual_stride": Option(16.0, positive_number,
-                            "total position span of one visual block; per-token step = visual_stride / tokens"),
+    "visual_stride": Option(
+        16.0, positive_number, "total position span of one visual block; per-token step = visual_stride / tokens"
+    ),
 }
 
 
@@ -128,7 +130,6 @@ def _diagonal_row(segments: Sequence[Segment], strides: Callable[[VisualBlock], 
     return RowPositions(positions.to(torch.float32), position)
 
 
-@register_design("videorope")
 def videorope(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """VideoRoPE's diagonal layout: (T, T + r - floor((H-1)/2), T + c - floor((W-1)/2)), next = last T + 1."""
     return _diagonal_row(segments, lambda block: float(_interval(block, options)))
@@ -142,7 +143,6 @@ def _drawn_strides(options: PositionOptions) -> Callable[[VisualBlock], float]:
     return lambda block: choices[int(torch.randint(len(choices), (1,), generator=generator))]
 
 
-@register_design("hope", options=HOPE_OPTIONS)
 def hope(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """HoPE: the diagonal layout with a temporal stride drawn per block in training mode, fixed in eval mode."""
     if options.training:
@@ -153,9 +153,9 @@ def hope(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
 # --- v2pe ---------------------------------------------------------------------------------------------------------
 
 
-@register_design("v2pe", options=V2PE_OPTIONS)
 def v2pe(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
-    """V2PE: 1D, a block of N visual tokens spans ``visual_stride`` (step visual_stride / N); text resumes at ceil + 1."""
+    """V2PE: 1D, a block of N visual tokens spans ``visual_stride`` (step visual_stride / N); text resumes at
+    ceil + 1."""
     span = _setting(options, V2PE_OPTIONS, "visual_stride")
     parts, last = [], -1.0  # position of the token before
     for seg in segments:
@@ -174,10 +174,10 @@ def v2pe(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
 # --- spatial-reset variants: text-spatial-reset and modality-interval ----------------------------------------------
 
 
-@register_design("text-spatial-reset")
 def text_spatial_reset(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """The paper's IL-RoPE / Omni-RoPE layout, text at (p, 0, 0), **stored relative to t** (see the module docstring):
-    text (p, p, p), visual (T, T + r, T + c) with T = st + floor(g s); t rows and ``rope_deltas`` as ``spatial-reset``."""
+    text (p, p, p), visual (T, T + r, T + c) with T = st + floor(g s); t rows and ``rope_deltas`` as
+    ``spatial-reset``."""
     parts, position, top = [], 0, -1
     for seg in segments:
         if isinstance(seg, int):
@@ -193,10 +193,9 @@ def text_spatial_reset(segments: Sequence[Segment], options: PositionOptions) ->
         top = max(top, position + extent)
         position = position + extent + 1 if options.vision_advance == "max" else position + max(height, width)
     positions = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
-    return RowPositions(positions, max(position, top + 1))  # spatial-reset's rule (see positions._mrope_row)
+    return RowPositions(positions, max(position, top + 1))  # spatial-reset's rule (see mrope._mrope_row)
 
 
-@register_design("modality-interval")
 def modality_interval(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
     """Spatial-reset visual tokens (st + floor(g s), r, c); text after a block resumes where vanilla RoPE puts it."""
     parts, position = [], 0
@@ -213,3 +212,12 @@ def modality_interval(segments: Sequence[Segment], options: PositionOptions) -> 
         position += max(seg.num_tokens, extent + 1)
     positions = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
     return RowPositions(positions, position)
+
+
+DESIGNS = {
+    "videorope": PositionDesign(videorope),
+    "hope": PositionDesign(hope, HOPE_OPTIONS),
+    "v2pe": PositionDesign(v2pe, V2PE_OPTIONS),
+    "text-spatial-reset": PositionDesign(text_spatial_reset),
+    "modality-interval": PositionDesign(modality_interval),
+}

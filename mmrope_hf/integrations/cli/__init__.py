@@ -1,0 +1,1 @@
+"""The ``mmrope`` command line and its inspection tables and pictures."""

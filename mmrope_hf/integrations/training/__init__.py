@@ -1,0 +1,7 @@
+"""Training batches with the scheme's positions precomputed: :class:`MMRopeCollator` (padded and packed rows)."""
+
+from mmrope_hf.integrations.training.collator import MMRopeCollator, collate
+from mmrope_hf.integrations.training.positions import sample_boundaries, text_positions
+from mmrope_hf.integrations.training.samples import IGNORE_INDEX
+
+__all__ = ["IGNORE_INDEX", "MMRopeCollator", "collate", "sample_boundaries", "text_positions"]

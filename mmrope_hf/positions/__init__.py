@@ -1,0 +1,1 @@
+"""Position designs (one module per family), the layout parser, the per-row and batch builders."""

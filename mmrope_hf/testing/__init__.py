@@ -1,0 +1,45 @@
+"""Offline factories of tiny, seeded models and inputs, for users' tests, examples and benchmarks.
+
+Nothing here touches the network: configs are built from scratch, batches are built by hand and the processors use
+a local word-level tokenizer with the PIL image processors (no torchvision needed). Helpers that only this
+project's tests use live in ``tests/`` (``conftest.py``, the independent references in ``tests/reference/``).
+"""
+
+from mmrope_hf.testing.llava import (
+    LLAVA_FAMILIES,
+    build_llava_inputs,
+    llava_placeholder_counts,
+    offline_llava_processor,
+    tiny_llava,
+    tiny_llava_config,
+)
+from mmrope_hf.testing.offline import IMAGE_TOKEN, VIDEO_TOKEN, offline_tokenizer, synthetic_image
+from mmrope_hf.testing.qwen import (
+    FAMILIES,
+    build_inputs,
+    offline_processor,
+    pixel_dim,
+    tiny_config,
+    tiny_model,
+    vision_patch_size,
+)
+
+__all__ = [
+    "FAMILIES",
+    "IMAGE_TOKEN",
+    "VIDEO_TOKEN",
+    "LLAVA_FAMILIES",
+    "build_inputs",
+    "build_llava_inputs",
+    "llava_placeholder_counts",
+    "offline_llava_processor",
+    "offline_processor",
+    "offline_tokenizer",
+    "pixel_dim",
+    "synthetic_image",
+    "tiny_config",
+    "tiny_llava",
+    "tiny_llava_config",
+    "tiny_model",
+    "vision_patch_size",
+]

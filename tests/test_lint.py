@@ -1,0 +1,32 @@
+"""The house style, checked with the suite: ruff (lint and format) and mypy, configured in pyproject.toml."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON_TREES = ["mmrope_hf", "patches", "tests", "examples", "benchmarks"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("ruff", "check", "mmrope_hf", "patches"), ("ruff", "format", "--check", *PYTHON_TREES)],
+    ids=["ruff-check", "ruff-format"],
+)
+def test_ruff(command):
+    result = run(*command)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    result = run("mypy")  # files and settings: [tool.mypy] in pyproject.toml
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues found" in result.stdout  # mypy ran over the package, not over nothing
