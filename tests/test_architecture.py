@@ -7,6 +7,7 @@ Edges are the explicit imports of every module (module level and inside function
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,21 @@ def test_core_depends_on_no_integration_and_no_model_class(module):
     assert external <= {"transformers"}, f"{module} (core) imports transformers internals: {sorted(external)}"
     if module != "mmrope_hf.compat":
         assert not external, f"{module} (core) imports transformers; only mmrope_hf.compat reads its version"
+
+
+def test_architecture_page_matches_the_tree():
+    """Every file or folder that docs/architecture.md names exists, and every package module is named there."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    named = {p.rstrip(",.") for p in re.findall(r"((?:mmrope_hf|patches|configs|tests)/[\w/.{},*<>-]*)", page)}
+    missing = []
+    for path in named:
+        head, _, rest = path.partition("{")
+        options = rest.split("}")[0].split(",") if rest else [""]
+        for option in options:
+            candidate = (head + option + (rest.split("}", 1)[1] if rest else "")).rstrip("/.")
+            if "<" not in candidate and "*" not in candidate and not (ROOT / candidate).exists():
+                missing.append(candidate)
+    assert not missing, f"docs/architecture.md names paths that do not exist: {sorted(missing)}"
+    for module, path in MODULES.items():
+        if path.name != "__init__.py" and module != "mmrope_hf.__main__":
+            assert path.name in page, f"{path.relative_to(ROOT)} is not on docs/architecture.md"
