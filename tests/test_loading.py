@@ -232,7 +232,7 @@ def test_uninstall_restores_the_original_methods(reset_checkpoint, stock_checkpo
 
 
 @pytest.mark.slow
-def test_without_the_import_transformers_ignores_the_key(reset_checkpoint):
+def test_with_the_start_up_hook_off_and_no_import_transformers_ignores_the_key(reset_checkpoint):
     script = (
         "import sys, transformers\n"
         f"model = transformers.AutoModelForImageTextToText.from_pretrained({str(reset_checkpoint)!r})\n"
@@ -242,7 +242,8 @@ def test_without_the_import_transformers_ignores_the_key(reset_checkpoint):
         "assert type(model.model.language_model.rotary_emb).__module__.startswith('transformers.')\n"
         "print('stock')\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=reset_checkpoint)
+    env = {**os.environ, "MMROPE_HF_AUTOLOAD": "0"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=reset_checkpoint, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "stock"
 

@@ -16,6 +16,7 @@ import mmrope_hf
 from mmrope_hf.patches import ADAPTERS
 
 ROOT = Path(__file__).resolve().parents[1]
+AUTOLOAD_FILES = ("_mmrope_hf_autoload.py", "mmrope_hf_autoload.pth")  # the start-up hook, at the top of the wheel
 
 
 def test_patches_and_configs_are_subpackages():
@@ -77,7 +78,7 @@ def test_wheel_in_a_fresh_venv_loads_presets_by_name(tmp_path):
     """
     source = tmp_path / "src"  # build from a copy: setuptools writes build/ and *.egg-info next to the sources
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in", *AUTOLOAD_FILES):
         shutil.copy(ROOT / name, source)
     for name in ("mmrope_hf", "patches", "configs"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -29,10 +29,11 @@ import functools
 import os
 from typing import Any, Callable
 
-import transformers.models.auto.modeling_auto  # noqa: F401  (defines every Auto model class)
-from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.models.auto.auto_factory import _BaseAutoModelClass
+import transformers.modeling_utils as modeling_utils
+import transformers.models.auto.modeling_auto as modeling_auto  # defines every Auto model class
+from transformers import PreTrainedConfig
 
+import _mmrope_hf_autoload as autoload
 from mmrope_hf.config import MMRopeConfig, resolve_config
 from mmrope_hf.integrations.transformers.checkpoint import CONFIG_FILE, CONFIG_KEY, patch_from_key
 from mmrope_hf.patching.api import patch_model
@@ -94,19 +95,13 @@ def _wrap(original: classmethod) -> classmethod:
     return classmethod(from_pretrained)
 
 
-def _targets() -> list[type]:
-    classes: list[type] = [PreTrainedModel]
-    pending: list[type] = [_BaseAutoModelClass]
-    while pending:
-        cls = pending.pop()
-        classes.append(cls)
-        pending.extend(cls.__subclasses__())
-    return [cls for cls in classes if "from_pretrained" in vars(cls)]
-
-
 def install() -> None:
-    """Wrap ``from_pretrained`` on ``PreTrainedModel`` and the Auto model classes (idempotent; done on import)."""
-    for cls in _targets():
+    """Wrap ``from_pretrained`` on ``PreTrainedModel`` and the Auto model classes (idempotent; done on import).
+
+    The start-up hook's trampolines, if any, are removed first (see ``_mmrope_hf_autoload``).
+    """
+    autoload.disarm()
+    for cls in [*autoload.owners(modeling_utils), *autoload.owners(modeling_auto)]:
         if cls not in _ORIGINALS:
             _ORIGINALS[cls] = vars(cls)["from_pretrained"]
             cls.from_pretrained = _wrap(_ORIGINALS[cls])  # type: ignore[attr-defined]
