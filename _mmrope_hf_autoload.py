@@ -116,8 +116,11 @@ class _Finder:
 
 
 def start() -> None:
-    """Run by the ``.pth`` file: arm now for the watched modules already imported, at their import for the others."""
-    if not enabled():
+    """Run by the ``.pth`` file: arm now for the watched modules already imported, at their import for the others.
+
+    Idempotent: Python 3.11's ``site`` runs every ``.pth`` file of a venv twice.
+    """
+    if not enabled() or any(isinstance(finder, _Finder) for finder in sys.meta_path):
         return
     pending = {MODELING_UTILS, MODELING_AUTO}
     for name in sorted(pending & set(sys.modules)):
