@@ -34,6 +34,7 @@ from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding, StackedCosSi
 from mmrope_hf.patching.families import adapter_for
 from mmrope_hf.patching.rope_index import install_packed_relay, install_rope_index
 from mmrope_hf.patching.state import STATE_ATTR, PatchState, find_state
+from mmrope_hf.patching.wrappers import unwrap_model
 from mmrope_hf.positions.baselines import SPATIAL_FROM_T
 from mmrope_hf.schedule import layer_schedule
 
@@ -68,7 +69,9 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
         **options: overrides of the preset (``temporal_stride``, ``mrope_section``, ``spatial_reset``,
             ``frequency``, ``vision_advance``, ``layers``, ``position``).
 
-    Patching a patched model replaces its scheme.
+    Patching a patched model replaces its scheme. ``model`` may be wrapped (a PEFT ``PeftModel``, DDP, FSDP2,
+    ``torch.compile``, accelerate's ``prepare``): the transformers model inside is patched, and the wrapper returned.
+    :func:`unpatch_model`, :func:`is_patched` and :func:`patch_info` see through the same wrappers.
 
     >>> from mmrope_hf.testing import tiny_model
     >>> model = patch_model(tiny_model("qwen2_5_vl"), scheme="mrope-i")
@@ -77,6 +80,7 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     """
     check_transformers_version()
     config = resolve_config(scheme, **options)
+    wrapper, model = model, unwrap_model(model)
     adapter = adapter_for(model)
     unpatch_model(model)
     handles = adapter.locate(model)
@@ -114,7 +118,7 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
         if handles.install is None:  # Qwen-VL: keep the (4, B, L) text-row contract (packed rows, varlen)
             install_packed_relay(handles.rotary_parent, handles.rotary, schedule.num_sets, undo)
     undo.set_attr(model.config, "mmrope", config.to_dict())
-    return model
+    return wrapper
 
 
 def unpatch_model(model: nn.Module) -> nn.Module:

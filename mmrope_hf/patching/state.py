@@ -13,6 +13,7 @@ from mmrope_hf.adapters import ModelHandles
 from mmrope_hf.config import MMRopeConfig
 from mmrope_hf.frequencies.allocation import FrequencyPlan
 from mmrope_hf.patching.undo import UndoLog
+from mmrope_hf.patching.wrappers import unwrap_model
 from mmrope_hf.positions.builder import position_options, positions_for
 from mmrope_hf.positions.layout import IMAGE, VIDEO, visual_items
 from mmrope_hf.positions.rows import build_positions
@@ -144,6 +145,8 @@ class PatchState:
 
 
 def find_state(model: nn.Module) -> PatchState | None:
+    """The patch on ``model`` (seen through training wrappers: PEFT, DDP, torch.compile), ``None`` if unpatched."""
+    model = unwrap_model(model)
     for candidate in (model, getattr(model, "model", None)):
         state = getattr(candidate, STATE_ATTR, None) if isinstance(candidate, nn.Module) else None
         if isinstance(state, PatchState):
