@@ -114,9 +114,11 @@ BAD_KEYS = {
     "unknown option": ({"scheme": "mrope", "radius_typo": 3}, "unknown option"),
     "bad option value": ({"scheme": "mrope-i", "temporal_stride": -1}, "temporal_stride"),
     "section that does not fit": ({"scheme": "mrope-i", "mrope_section": [8, 8, 8]}, "sums to 24"),
-    "a name instead of a dict": ("mrope-i", "expected a mapping"),
-    "wrong type": (5, "expected a mapping"),
+    "a path instead of a name": (PRESET_FILE, "is not a preset name"),
+    "an unknown name": ("mrope-j", "'mrope-j' is not a preset name"),
+    "wrong type": (5, "expected a mapping or a preset name, got int 5"),
 }
+VALID_FORMS = 'Valid forms: a scheme dict with a "scheme" key'
 
 
 @pytest.mark.parametrize("case", BAD_KEYS)
@@ -129,8 +131,29 @@ def test_a_bad_key_fails_at_load_naming_the_file_and_the_key(stock_checkpoint, c
     message = str(error.value)
     assert message.startswith(f'{stock_checkpoint / "config.json"}: invalid "mmrope" key')
     assert reason in message
+    assert VALID_FORMS in message and ", ".join(mmrope_hf.available_schemes()) in message
     assert snapshot(stock_checkpoint) == before
     assert not mmrope_hf.is_patched(load(cls, stock_checkpoint, mmrope=None))  # the documented way out
+
+
+def test_a_preset_name_in_the_key_as_a_stock_process_writes_it_loads_that_preset(
+    tmp_path, reset_checkpoint, inputs, cls
+):
+    loading.uninstall()  # stock transformers takes the keyword as an override of the config's key
+    try:
+        stock = load(transformers.AutoModelForImageTextToText, reset_checkpoint, mmrope="mrope-i")
+    finally:
+        loading.install()
+    assert stock.config.mmrope == "mrope-i" and not mmrope_hf.is_patched(stock)
+    written = save(stock, tmp_path / "written_by_stock")
+    assert json.loads((written / "config.json").read_text())["mmrope"] == "mrope-i"
+
+    loaded = load(cls, written)
+    expected = mmrope_hf.patch_model(tiny_model(FAMILY), "mrope-i")
+    assert mmrope_hf.patch_info(loaded) == mmrope_hf.patch_info(expected)
+    assert torch.equal(logits(loaded, inputs), logits(expected, inputs))
+    resaved = json.loads((save(loaded, tmp_path / "resaved") / "config.json").read_text())
+    assert resaved["mmrope"] == mmrope_hf.resolve_config("mrope-i").to_dict()  # the full dict from now on
 
 
 # --- the mmrope= keyword --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The ``mmrope`` key of a checkpoint's ``config.json``: read it, check it, write it atomically.
 
 A checkpoint selects its scheme with a top-level ``mmrope`` key holding a scheme dict (what
-:func:`~mmrope_hf.patch_model` writes to ``model.config.mmrope``). The functions here never touch the weights.
+:func:`~mmrope_hf.patch_model` writes to ``model.config.mmrope``) or a preset name (what a process without
+mmrope-hf writes after ``from_pretrained(..., mmrope="mrope-i")``). The functions here never touch the weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import transformers
 from torch import nn
 
+from mmrope_hf.config import available_schemes
 from mmrope_hf.patching.api import patch_model
 
 CONFIG_KEY = "mmrope"
@@ -49,18 +51,24 @@ def read_scheme(checkpoint: str | os.PathLike) -> Any:
 def patch_from_key(model: nn.Module, value: Any, source: str) -> nn.Module:
     """Patch ``model`` with the value of an ``mmrope`` config key read from ``source`` (a file, for errors).
 
-    The value must be a scheme dict (a name or a path is refused: a checkpoint must not depend on the
-    working directory). Any ``TypeError``/``ValueError`` is re-raised as a ``ValueError`` naming ``source``
-    and the key.
+    The value is a scheme dict or a preset name. A path is refused (a checkpoint must not depend on the working
+    directory), and so is anything else: the ``ValueError`` names ``source``, the key, the fault and the valid
+    forms. A ``TypeError``/``ValueError`` of the scheme itself is re-raised the same way.
     """
     try:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"expected a mapping with a 'scheme' key, got {type(value).__name__} {value!r}")
+        if isinstance(value, str):
+            if value not in available_schemes():
+                raise ValueError(f"{value!r} is not a preset name")
+            value = {"scheme": value}
+        elif not isinstance(value, Mapping):
+            raise TypeError(f"expected a mapping or a preset name, got {type(value).__name__} {value!r}")
         return patch_model(model, dict(value))
     except (TypeError, ValueError) as error:
         raise ValueError(
-            f'{source}: invalid "{CONFIG_KEY}" key: {error} (fix it with `mmrope apply`, or pass mmrope=None to '
-            f"from_pretrained to load the stock model)"
+            f'{source}: invalid "{CONFIG_KEY}" key: {error}. Valid forms: a scheme dict with a "scheme" key, as '
+            f"save_pretrained and `mmrope apply` write it, or a preset name ({', '.join(available_schemes())}). "
+            f"Fix it with `mmrope apply CHECKPOINT --scheme NAME`, or pass mmrope=None to from_pretrained to load "
+            f"the stock model"
         ) from error
 
 
