@@ -61,9 +61,22 @@ def _generation_positions(original: Callable, state: PatchState, inputs_tensor: 
     return positions
 
 
-def _decoding_positions(original: Callable, state: PatchState, *args: Any, **kwargs: Any):
-    positions = original(*args, **kwargs)
-    if positions is not None and state.schedule.num_sets > 1 and positions.shape[0] == 3:  # from rope_deltas
+def _decoding_positions(original: Callable, state: PatchState, **kwargs: Any):
+    """Stock ``compute_3d_position_ids``, for the new tokens only, in every position set.
+
+    Decoding from a cache without ``position_ids`` and with a 2-D ``attention_mask`` over past + new tokens, the
+    stock method counts the text positions over the whole mask and returns past + new columns; stock transformers
+    5.23 then crashes (the rotary gives the one new token past + 1 positions). The new tokens are the mask's last
+    columns, so only those are kept (generate never gets here: it passes ``position_ids``).
+    """
+    positions = original(**kwargs)
+    if positions is None:
+        return None
+    embeds = kwargs.get("inputs_embeds")
+    new = embeds.shape[1] if embeds is not None else kwargs["input_ids"].shape[1]
+    if positions.shape[-1] > new:
+        positions = positions[..., -new:]
+    if state.schedule.num_sets > 1 and positions.shape[0] == 3:  # from rope_deltas
         positions = state.expand_sets(positions)
     return positions
 
@@ -103,7 +116,7 @@ def install_packed_relay(text_model: nn.Module, rotary: nn.Module, num_sets: int
 
 
 def install_rope_index(state: PatchState, undo: UndoLog) -> None:
-    """Qwen-VL position plumbing: ``get_rope_index``, the input checks, generation and multi-set decoding."""
+    """Qwen-VL position plumbing: ``get_rope_index``, the input checks, generation and decoding from a cache."""
     handles, owner = state.handles, state.handles.rope_owner
     undo.set_attr(owner, "get_rope_index", _rope_index_method(state))
     owner.rope_deltas = None  # deltas of the previous scheme would be stale
@@ -118,6 +131,5 @@ def install_rope_index(state: PatchState, undo: UndoLog) -> None:
             "_prepare_position_ids_for_generation",
             partial(_generation_positions, original, state),
         )
-    if state.schedule.num_sets > 1:
-        original = owner.compute_3d_position_ids
-        undo.set_attr(owner, "compute_3d_position_ids", partial(_decoding_positions, original, state))
+    original = owner.compute_3d_position_ids
+    undo.set_attr(owner, "compute_3d_position_ids", partial(_decoding_positions, original, state))
