@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +173,44 @@ def assert_batched_generate_equals_one_by_one(model, singles: list[dict], batch:
         assert torch.equal(batched.sequences[b, -len(batched.logits) :], single.sequences[0, -len(single.logits) :])
         for step_batched, step_single in zip(batched.logits, single.logits):
             torch.testing.assert_close(step_batched[b], step_single[0], atol=1e-4, rtol=0)
+
+# --- the project installed from its wheel ---------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+WHEEL_SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "setup.py",
+    "MANIFEST.in",
+    "_mmrope_hf_autoload.py",
+    "mmrope_hf_autoload.pth",
+    "mmrope_hf",
+    "patches",
+    "configs",
+)
+
+
+@pytest.fixture(scope="session")
+def wheel_python(tmp_path_factory) -> Path:
+    """The python of a new venv with mmrope-hf pip-installed from its freshly built wheel (about 5 s, once).
+
+    The wheel is built from a copy of the sources (setuptools writes build/ and *.egg-info next to them). The venv
+    has no pip and reaches torch/transformers through a .pth line naming this venv's site-packages; a .pth line
+    does not run the .pth files of the directory it adds, so the editable install and its start-up hook stay out.
+    """
+    root = tmp_path_factory.mktemp("wheel")
+    (root / "src").mkdir()
+    for name in WHEEL_SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, root / "src" / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, root / "src")
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist", root / "src"], check=True)
+    (wheel,) = (root / "dist").glob("mmrope_hf-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([*pip, "--python", venv / "bin" / "python", "install", "--no-deps", "--no-index", wheel], check=True)
+    return venv / "bin" / "python"

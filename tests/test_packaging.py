@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import shutil
 import subprocess
 import sys
-import sysconfig
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +14,6 @@ import mmrope_hf
 from mmrope_hf.patches import ADAPTERS
 
 ROOT = Path(__file__).resolve().parents[1]
-AUTOLOAD_FILES = ("_mmrope_hf_autoload.py", "mmrope_hf_autoload.pth")  # the start-up hook, at the top of the wheel
 
 
 def test_patches_and_configs_are_subpackages():
@@ -70,33 +67,10 @@ assert mmrope_hf.patch_info(model)["position"] == "spatial-reset"
 
 
 @pytest.mark.slow
-def test_wheel_in_a_fresh_venv_loads_presets_by_name(tmp_path):
-    """Build the wheel, pip-install it into a new venv and use presets by name from there (about 10 s).
-
-    The venv has no pip and reaches torch/transformers through a .pth line naming this venv's site-packages;
-    a .pth line does not run the .pth files of the directory it adds, so the editable install stays out.
-    """
-    source = tmp_path / "src"  # build from a copy: setuptools writes build/ and *.egg-info next to the sources
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in", *AUTOLOAD_FILES):
-        shutil.copy(ROOT / name, source)
-    for name in ("mmrope_hf", "patches", "configs"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source], check=True)
-    (wheel,) = (tmp_path / "dist").glob("mmrope_hf-*.whl")
-
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-    python = venv / "bin" / "python"
-    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
-    (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([*pip, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True)
-    assert (
-        "from mmrope_hf.integrations.cli.cli import main" in (venv / "bin" / "mmrope").read_text()
-    )  # the console script
-
-    script = [python, "-I", "-c", WHEEL_SCRIPT, tmp_path / "ck"]
+def test_wheel_in_a_fresh_venv_loads_presets_by_name(tmp_path, wheel_python):
+    """The wheel, pip-installed into a new venv (``wheel_python`` in conftest.py), uses presets by name."""
+    assert "from mmrope_hf.integrations.cli.cli import main" in wheel_python.with_name("mmrope").read_text()  # script
+    script = [wheel_python, "-I", "-c", WHEEL_SCRIPT, tmp_path / "ck"]
     out = subprocess.run(script, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split() == sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
