@@ -174,6 +174,7 @@ def assert_batched_generate_equals_one_by_one(model, singles: list[dict], batch:
         for step_batched, step_single in zip(batched.logits, single.logits):
             torch.testing.assert_close(step_batched[b], step_single[0], atol=1e-4, rtol=0)
 
+
 # --- the project installed from its wheel ---------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
