@@ -6,15 +6,20 @@ per row and precomputes the scheme's positions (``position_ids``: a text row tha
 the position sets; Circle-RoPE with AGE staggering has two), so the forward does no position work and each sample
 attends only to itself.
 
-    python examples/train_packed.py                            # one process (CPU, or a GPU when there is one)
-    torchrun --nproc_per_node 2 examples/train_packed.py       # 2-process DDP on CPU (gloo), same script
+    python examples/train_packed.py                                # one process (CPU, or a GPU when there is one)
+    torchrun --nproc_per_node 2 examples/train_packed.py           # 2-process DDP on CPU (gloo), same script
     accelerate launch --num_processes 2 examples/train_packed.py   # 2-process DDP on a 2-GPU machine
 
-(On CPU, ``accelerate launch`` without a multi-CPU config runs one process; ``torchrun`` sets up the gloo world
-that ``Accelerator`` picks up.)
+On CPU, ``accelerate launch --cpu --num_processes 2`` starts ONE process (accelerate 1.15: ``--cpu`` ignores
+``--num_processes`` and sets no world; a ``MULTI_CPU`` config does the same), which would train a different run
+without a word. So the script checks its world: it expects the ``WORLD_SIZE`` that torchrun sets (1 without
+torchrun), or ``--processes N`` when given, and stops when ``accelerate launch`` started it without ``--processes``.
 """
 
 from __future__ import annotations
+
+import argparse
+import os
 
 import torch
 from accelerate import Accelerator
@@ -47,9 +52,30 @@ def make_samples(processor, count: int = 24) -> list[dict]:
     return samples
 
 
+def check_world(accelerator: Accelerator, processes: int | None) -> None:
+    """Stop unless the run has the processes it was launched for (never train a different run silently)."""
+    if processes is None:
+        if any(name.startswith("ACCELERATE_") for name in os.environ) and "WORLD_SIZE" not in os.environ:
+            raise SystemExit(
+                f"accelerate launch started {accelerator.num_processes} process(es) and no distributed world (on CPU "
+                f"it ignores --num_processes); run `torchrun --nproc_per_node N examples/train_packed.py`, or pass "
+                f"--processes {accelerator.num_processes} to run this way on purpose"
+            )
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != processes:
+        raise SystemExit(
+            f"expected {processes} process(es), got {accelerator.num_processes} ({accelerator.distributed_type}); "
+            f"on CPU launch with `torchrun --nproc_per_node {processes} examples/train_packed.py`"
+        )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, help="the number of processes this run must have")
+    args = parser.parse_args()
     torch.manual_seed(0)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    check_world(accelerator, args.processes)
     processor = offline_processor("qwen2_5_vl")
     model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl", attn_implementation="sdpa"), SCHEME).train()
     collator = MMRopeCollator(
@@ -60,7 +86,7 @@ def main() -> None:
     loader = DataLoader(samples, batch_size=4 * ROWS_PER_BATCH, collate_fn=collator, shuffle=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    info = mmrope_hf.patch_info(accelerator.unwrap_model(model))
+    info = mmrope_hf.patch_info(model)  # seen through the DDP wrapper that prepare() puts on in a 2-process world
     accelerator.print(f"{accelerator.num_processes} process(es), {accelerator.distributed_type}")
     accelerator.print(f"scheme {info['scheme']}: position sets {info['position_sets']}, layers -> {info['layer_sets']}")
     step = 0

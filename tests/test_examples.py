@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,30 @@ def test_ci_runs_the_readme_test_command():
     command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert command.endswith("-m pytest -q")
     assert f"```bash\n{command}\n```" in (ROOT / "README.md").read_text()
+
+
+def run_train_packed(launcher: list[str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *launcher, str(ROOT / "examples" / "train_packed.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@pytest.mark.slow
+def test_train_packed_runs_two_processes_under_torchrun():
+    run = run_train_packed(["torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 process(es), DistributedType.MULTI_CPU" in run.stdout
+    losses = [float(line.split()[3]) for line in run.stdout.splitlines() if line.startswith("step ")]
+    assert len(losses) == 6 and losses[-1] < losses[0] - 1
+
+
+@pytest.mark.slow
+def test_train_packed_refuses_the_one_process_of_accelerate_launch_on_cpu():
+    """accelerate 1.15's `launch --cpu --num_processes 2` starts one process; the example must not train alone."""
+    run = run_train_packed(["accelerate.commands.launch", "--cpu", "--num_processes", "2"])
+    assert run.returncode != 0
+    assert "accelerate launch started 1 process(es) and no distributed world" in run.stdout + run.stderr
