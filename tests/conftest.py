@@ -196,8 +196,8 @@ def wheel_python(tmp_path_factory) -> Path:
     """The python of a new venv with mmrope-hf pip-installed from its freshly built wheel (about 5 s, once).
 
     The wheel is built from a copy of the sources (setuptools writes build/ and *.egg-info next to them). The venv
-    has no pip and reaches torch/transformers through a .pth line naming this venv's site-packages; a .pth line
-    does not run the .pth files of the directory it adds, so the editable install and its start-up hook stay out.
+    has no pip and reaches torch/transformers through .pth lines naming the folders this process finds them in; a
+    .pth line does not run the .pth files of the folder it adds, so the editable install and its hook stay out.
     """
     root = tmp_path_factory.mktemp("wheel")
     (root / "src").mkdir()
@@ -212,6 +212,9 @@ def wheel_python(tmp_path_factory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
-    (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    import transformers
+
+    deps = {sysconfig.get_path("purelib"), *(str(Path(m.__file__).parents[1]) for m in (torch, transformers))}
+    (site / "deps.pth").write_text("".join(f"{path}\n" for path in sorted(deps)))
     subprocess.run([*pip, "--python", venv / "bin" / "python", "install", "--no-deps", "--no-index", wheel], check=True)
     return venv / "bin" / "python"

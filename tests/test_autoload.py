@@ -172,7 +172,16 @@ def run_harness(python: str | Path, root: Path, loads: list[dict], **env: str) -
 def harness_loads(root: Path, first: str) -> dict[str, tuple[dict, str]]:
     """name -> (load spec, the scheme it must come out with); ``first`` is the class of the process's first load."""
     classes = (first, CONCRETE if first == AUTO else AUTO)
-    loads = {f"{s} {c}": ({"path": str(root / s), "class": c}, s) for c in classes for s in SCHEMES}
+    # First: a keyword that overrides a checkpoint's key. Without the hook on the Auto classes, an Auto class
+    # would let transformers write the path into the config key, which then fails to load.
+    preset_file = str(ROOT / "configs" / "mrope-i.yaml")
+    loads = {
+        "keyword over a key": (
+            {"path": str(root / "mhrope"), "class": first, "kwargs": {"mmrope": preset_file}},
+            "mrope-i",
+        )
+    }
+    loads.update({f"{s} {c}": ({"path": str(root / s), "class": c}, s) for c in classes for s in SCHEMES})
     loads["keyword"] = ({"path": str(root / "stock"), "class": AUTO, "kwargs": {"mmrope": "mrope-i"}}, "mrope-i")
     loads["pipeline"] = ({"path": str(root / "circle"), "class": "pipeline"}, "circle")
     return loads
