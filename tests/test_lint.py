@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON_TREES = ["mmrope_hf", "patches", "tests", "examples", "benchmarks"]
+PYTHON_TREES = ["mmrope_hf", "patches", "tests", "examples", "benchmarks", "_mmrope_hf_autoload.py", "setup.py"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -18,7 +18,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "command",
-    [("ruff", "check", "mmrope_hf", "patches"), ("ruff", "format", "--check", *PYTHON_TREES)],
+    [
+        ("ruff", "check", "mmrope_hf", "patches", "_mmrope_hf_autoload.py", "setup.py"),
+        ("ruff", "format", "--check", *PYTHON_TREES),
+    ],
     ids=["ruff-check", "ruff-format"],
 )
 def test_ruff(command):
