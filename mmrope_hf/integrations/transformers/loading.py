@@ -1,6 +1,7 @@
 """``from_pretrained`` integration: load a checkpoint patched with its ``mmrope`` key or an ``mmrope=`` argument.
 
-``import mmrope_hf`` calls :func:`install`, which wraps ``from_pretrained`` once, in place, on
+``import mmrope_hf`` calls :func:`install` (so does the start-up hook ``_mmrope_hf_autoload`` on the first
+``from_pretrained`` of a process that never imports mmrope_hf), which wraps ``from_pretrained`` once, in place, on
 ``transformers.PreTrainedModel`` (so on every concrete class, e.g. ``Qwen2_5_VLForConditionalGeneration``)
 and on every Auto model class (each carries its own copy of the method). The wrapper:
 
