@@ -114,6 +114,7 @@ def test_train_packed_runs_two_processes_under_torchrun():
     run = run_train_packed(["torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 process(es), DistributedType.MULTI_CPU" in run.stdout
+    assert "scheme circle: position sets ['circle', 'mrope']" in run.stdout  # patch_info through accelerate's DDP
     losses = [float(line.split()[3]) for line in run.stdout.splitlines() if line.startswith("step ")]
     assert len(losses) == 6 and losses[-1] < losses[0] - 1
 
