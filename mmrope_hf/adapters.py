@@ -23,13 +23,17 @@ class ModelHandles:
             replaced.
         rope_index_args: the stock positional parameter order of ``get_rope_index``.
         rotary_parent / rotary_name: ``getattr(rotary_parent, rotary_name)`` is the text rotary module.
-        layers: the decoder layers, in order.
+        layers: the decoder layers that rotate, in order: on a hybrid stack (Qwen3.5: Gated-DeltaNet
+            linear-attention layers between full-attention ones) only the layers with a ``self_attn``; layer
+            schedules count these.
+        skipped_layers: decoder layers without RoPE (linear attention), not in ``layers``.
         num_kv_heads: key/value heads of the text attention.
         rotary_apply: (modeling module, function name) of the ``apply_rotary_pos_emb`` text attention calls.
         generation_owner: the module with ``_prepare_position_ids_for_generation``, if any.
         native_frequency / native_section: the model's own allocation and ``mrope_section``.
         spatial_merge_size: patches merged per side by the vision tower.
         split_video_frames: whether each temporal group of a video is its own block (Qwen3-VL).
+        pairing: the rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J: GLM-4.1V, GLM-OCR).
         video_intervals: ``(video_grid_thw, second_per_grid_ts) -> one temporal interval per video``.
         install: ``(state, undo) -> None``, the family's own position plumbing (hooks, recorded in ``undo``), for
             models without ``get_rope_index`` (LLaVA); ``None`` (Qwen-VL) replaces ``rope_owner.get_rope_index``.
@@ -50,6 +54,8 @@ class ModelHandles:
     split_video_frames: bool
     video_intervals: Callable[[torch.Tensor | None, torch.Tensor | None], list]
     install: Callable[[Any, Any], None] | None = None
+    skipped_layers: int = 0
+    pairing: str = "half"
 
     @property
     def rotary(self) -> Any:

@@ -11,6 +11,12 @@
 - ``{"repeat": [...]}``: such entries repeated from layer 0 over any depth.
 
 Every distinct design is one position set, computed once per forward; set 0 is ``position``.
+
+On a hybrid stack (Qwen3.5: Gated-DeltaNet linear-attention layers with no RoPE between full-attention layers)
+the schedule runs over the **rotating layers only**, in order: layer ``i`` above is the i-th full-attention layer,
+a list has one entry per full-attention layer, and the linear-attention layers read no positions at all. On
+Qwen3.5-27B (64 layers, every 4th full attention) ``alternate`` therefore alternates over its 16 full-attention
+layers (decoder layers 3, 11, 19, ... read ``position``; 7, 15, 23, ... ``stagger_with``).
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ def check_layers(layers: Any) -> str | tuple | dict:
     return _check_entries(layers, "layers")
 
 
-def _entries(layers: str | tuple | dict, num_layers: int) -> Sequence[Any]:
+def _entries(layers: str | tuple | dict, num_layers: int, skipped: int) -> Sequence[Any]:
     if layers == "all":
         return [True] * num_layers
     if layers == "alternate":
@@ -77,12 +83,20 @@ def _entries(layers: str | tuple | dict, num_layers: int) -> Sequence[Any]:
         pattern = layers["repeat"]
         return [pattern[i % len(pattern)] for i in range(num_layers)]
     if len(layers) != num_layers:
-        raise ValueError(f"layers lists {len(layers)} entries, but the model has {num_layers} decoder layers")
+        what = (
+            f"{num_layers} rotating (full-attention) decoder layers; its {skipped} linear-attention layers carry no "
+            f"RoPE and take no entry"
+            if skipped
+            else f"{num_layers} decoder layers"
+        )
+        raise ValueError(f"layers lists {len(layers)} entries, but the model has {what}")
     return layers
 
 
-def layer_schedule(position: str, stagger_with: str, layers: str | tuple | dict, num_layers: int) -> LayerSchedule:
-    """The schedule for a model with ``num_layers`` decoder layers.
+def layer_schedule(
+    position: str, stagger_with: str, layers: str | tuple | dict, num_layers: int, skipped: int = 0
+) -> LayerSchedule:
+    """The schedule for a model with ``num_layers`` rotating decoder layers (and ``skipped`` layers without RoPE).
 
     >>> layer_schedule("circle", "mrope", "alternate", 4)
     LayerSchedule(designs=('circle', 'mrope'), layer_sets=(0, 1, 0, 1))
@@ -91,7 +105,7 @@ def layer_schedule(position: str, stagger_with: str, layers: str | tuple | dict,
     """
     names = [
         position if entry is True else stagger_with if entry is False else entry
-        for entry in _entries(layers, num_layers)
+        for entry in _entries(layers, num_layers, skipped)
     ]
     designs = tuple(dict.fromkeys([position, *names]))
     used = [d for d in designs if d in names] if names else [position]

@@ -8,9 +8,9 @@ from __future__ import annotations
 from mmrope_hf.adapters import ModelAdapter
 from mmrope_hf.registry import Registry
 
-from . import llava, qwen2_5_vl, qwen2_vl, qwen3_vl
+from . import glm4v, llava, paddleocr_vl, qwen2_5_vl, qwen2_vl, qwen3_5, qwen3_vl
 
-_FAMILIES = (qwen2_vl, qwen2_5_vl, qwen3_vl, llava)
+_FAMILIES = (qwen2_vl, qwen2_5_vl, qwen3_vl, qwen3_5, glm4v, paddleocr_vl, llava)
 
 ADAPTERS: Registry[ModelAdapter] = Registry("model type")
 for _family in _FAMILIES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -11,19 +12,31 @@ from torch import nn
 from mmrope_hf.compat import missing_attribute
 
 
-def text_stack(owner: nn.Module, text: Any, rotary_attrs: tuple[str, ...]) -> tuple[Any, Any, ModuleType]:
-    """(``text.rotary_emb``, ``text.layers``, the modeling module of their attention) or a version error."""
+@dataclass(frozen=True)
+class TextStack:
+    """The text decoder's rotary, its rotating layers (those with ``self_attn``; a hybrid stack's linear-attention
+    layers have none and carry no RoPE), how many layers that leaves out, and their attention's modeling module."""
+
+    rotary: Any
+    layers: list[Any]
+    skipped_layers: int
+    modeling: ModuleType
+
+
+def text_stack(owner: nn.Module, text: Any, rotary_attrs: tuple[str, ...]) -> TextStack:
+    """The :class:`TextStack` of ``text`` (``text.rotary_emb``, ``text.layers``), or a version error."""
     rotary: Any = getattr(text, "rotary_emb", None)
     for name in ("inv_freq", "attention_scaling", "rope_type", *rotary_attrs):
         if not hasattr(rotary, name):
             raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
-    layers = getattr(text, "layers", None)
-    if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "self_attn"):
+    layers: Any = getattr(text, "layers", None)
+    rotating = [layer for layer in layers if hasattr(layer, "self_attn")] if isinstance(layers, nn.ModuleList) else []
+    if not rotating:
         raise missing_attribute("language_model.layers[i].self_attn", owner)
-    modeling = sys.modules[type(layers[0].self_attn).__module__]
+    modeling = sys.modules[type(rotating[0].self_attn).__module__]
     if not callable(getattr(modeling, "apply_rotary_pos_emb", None)):
         raise missing_attribute(f"apply_rotary_pos_emb in {modeling.__name__}", owner)
-    return rotary, layers, modeling
+    return TextStack(rotary, rotating, len(layers) - len(rotating), modeling)
 
 
 def generation_owner(model: nn.Module, owner: nn.Module) -> Any:

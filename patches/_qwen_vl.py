@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ class QwenVLAdapter:
         split_video_frames: Qwen3-VL lays out every temporal group of a video as its own block.
         rope_index_args: stock positional order of ``get_rope_index``.
         video_intervals: per-video temporal interval, from the model config (bound in :meth:`locate`).
+        pairing: the rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J).
     """
 
     native_frequency: str
@@ -38,6 +39,7 @@ class QwenVLAdapter:
     split_video_frames: bool = False
     rope_index_args: tuple[str, ...] = ROPE_INDEX_ARGS
     video_intervals: Callable[[nn.Module], Callable] = lambda model: unit_intervals
+    pairing: str = "half"
 
     def locate(self, model: nn.Module) -> ModelHandles:
         owner: Any = model if hasattr(model, "get_rope_index") else getattr(model, "model", None)
@@ -47,7 +49,7 @@ class QwenVLAdapter:
         text = getattr(owner, "language_model", None)
         if text is None:
             raise missing_attribute("language_model", owner)
-        rotary, layers, modeling = text_stack(owner, text, ("recomposition_frequencies",))
+        stack = text_stack(owner, text, ("recomposition_frequencies",))
         vision: Any = getattr(owner.config, "vision_config", None)
         if not hasattr(vision, "spatial_merge_size"):
             raise missing_attribute("config.vision_config.spatial_merge_size", owner)
@@ -57,13 +59,33 @@ class QwenVLAdapter:
             rope_index_args=self.rope_index_args,
             rotary_parent=text,
             rotary_name="rotary_emb",
-            layers=layers,
+            layers=stack.layers,
             num_kv_heads=text.config.num_key_value_heads,
-            rotary_apply=(modeling, "apply_rotary_pos_emb"),
+            rotary_apply=(stack.modeling, "apply_rotary_pos_emb"),
             generation_owner=generation_owner(model, owner),
             native_frequency=self.native_frequency,
             native_section=tuple(section),
             spatial_merge_size=vision.spatial_merge_size,
             split_video_frames=self.split_video_frames,
             video_intervals=self.video_intervals(owner),
+            skipped_layers=stack.skipped_layers,
+            pairing=self.pairing,
         )
+
+
+@dataclass(frozen=True)
+class TextModelAdapters:
+    """A family whose text decoder is whatever ``text_config`` names (GLM-4.6V builds it with ``AutoModel``): the
+    adapter of that text model type."""
+
+    adapters: Mapping[str, QwenVLAdapter]
+
+    def locate(self, model: nn.Module) -> ModelHandles:
+        config: Any = model.config
+        text_type: Any = getattr(getattr(config, "text_config", None), "model_type", None)
+        if text_type not in self.adapters:
+            raise TypeError(
+                f"mmrope-hf does not support a {config.model_type} model with text model type {text_type!r}; "
+                f"supported: {', '.join(sorted(self.adapters))}"
+            )
+        return self.adapters[text_type].locate(model)

@@ -63,18 +63,18 @@ class LlavaAdapter:
             if not isinstance(getattr(owner, name, None), nn.Module):
                 raise missing_attribute(f"{name} (on the model or model.model)", model)
         text = owner.language_model
-        rotary, layers, modeling = text_stack(owner, text, ())
+        stack = text_stack(owner, text, ())
         outer = generation_owner(model, owner)
         geometry = LlavaGeometry.of(self.family, owner)
-        num_pairs = rotary.inv_freq.shape[-1]
+        num_pairs = stack.rotary.inv_freq.shape[-1]
         return ModelHandles(
             rope_owner=owner,
             rope_index_args=(),
             rotary_parent=text,
             rotary_name="rotary_emb",
-            layers=layers,
+            layers=stack.layers,
             num_kv_heads=text.config.num_key_value_heads,
-            rotary_apply=(modeling, "apply_rotary_pos_emb"),
+            rotary_apply=(stack.modeling, "apply_rotary_pos_emb"),
             generation_owner=outer,
             native_frequency=NATIVE_FREQUENCY,
             native_section=ALLOCATIONS.get(NATIVE_FREQUENCY).default_section(num_pairs),
@@ -82,6 +82,7 @@ class LlavaAdapter:
             split_video_frames=False,
             video_intervals=_no_grids,
             install=partial(install, geometry, owner, text, outer),
+            skipped_layers=stack.skipped_layers,
         )
 
 

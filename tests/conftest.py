@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
+from mmrope_hf.testing import MROPE_FAMILIES, build_inputs, tiny_model
 
 # The models are tiny: one thread avoids the thread pool's start-up and contention costs (several times faster
 # on the 2-core CI machine); the benchmarks, not the tests, measure speed.
@@ -56,8 +56,9 @@ def logits(model, inputs: dict) -> torch.Tensor:
         return model(**inputs).logits
 
 
-@pytest.fixture(params=FAMILIES)
+@pytest.fixture(params=MROPE_FAMILIES)
 def family(request) -> str:
+    """Every family with a ``get_rope_index`` (the Qwen-VL ones, Qwen3.5, GLM-4.xV, PaddleOCR-VL)."""
     return request.param
 
 

@@ -7,7 +7,7 @@ import torch
 
 import mmrope_hf
 from mmrope_hf.integrations.training import IGNORE_INDEX, MMRopeCollator, sample_boundaries
-from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
+from mmrope_hf.testing import FAMILIES, build_inputs, has_video, tiny_model
 
 PAPER = ("mrope-i-paper", "mhrope-paper", "circle-age")  # sections for head_dim 128 / 8 KV heads
 SAMPLE_ROWS = [
@@ -20,6 +20,8 @@ KEYS = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask
 
 
 def samples_for(family: str, rows=SAMPLE_ROWS) -> list[dict]:
+    if not has_video(family):
+        rows = [row for row in rows if not any(isinstance(item, tuple) and item[0] == "video" for item in row)]
     return [build_inputs(family, [row], seed=i) for i, row in enumerate(rows)]
 
 
@@ -29,8 +31,8 @@ def own_positions(model, inputs: dict) -> torch.Tensor:
 
 def model_for(family: str, scheme: str, **overrides):
     if scheme in PAPER:
-        if not family.startswith("qwen3"):
-            pytest.skip(f"{scheme} needs head_dim 128: only the Qwen3-VL tiny configs take a head_dim override")
+        if family not in ("qwen3_vl", "qwen3_vl_moe"):
+            pytest.skip(f"{scheme} needs 64 rotary pairs: only the Qwen3-VL tiny configs take a head_dim override")
         overrides.update(head_dim=128, num_key_value_heads=8)
     return mmrope_hf.patch_model(tiny_model(family, **overrides), scheme)
 

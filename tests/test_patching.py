@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import transformers
 from conftest import inputs_for, logits
 
 import mmrope_hf
+from mmrope_hf.patches import ADAPTERS
 from mmrope_hf.testing import build_inputs, tiny_model
 
 
@@ -153,6 +156,20 @@ def test_missing_attribute_fails_naming_the_supported_range():
         AttributeError, match=r"no language_model.rotary_emb.attention_scaling.*transformers>=5.17,<5.24"
     ):
         mmrope_hf.patch_model(model, "mrope")
+
+
+@pytest.mark.parametrize(
+    "family, wrong", [("glm4v", {"pairing": "half"}), ("qwen3_5", {"native_frequency": "chunked"})]
+)
+def test_an_adapter_that_misdescribes_the_stock_rotary_fails_at_patch_time(monkeypatch, family, wrong):
+    """The adapter's pair map and channel pairing are checked against the stock rotary's cos/sin when patching."""
+    monkeypatch.setitem(ADAPTERS._items, family, dataclasses.replace(ADAPTERS.get(family), **wrong))
+    model = tiny_model(family)
+    with pytest.raises(
+        RuntimeError, match=r"does not lay out its frequencies as the .* adapter expects .*: cos differs"
+    ):
+        mmrope_hf.patch_model(model, "mrope-i")
+    assert not mmrope_hf.is_patched(model)
 
 
 def test_visual_inputs_without_token_types_fail_in_forward_and_generate(family):

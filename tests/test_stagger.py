@@ -60,20 +60,34 @@ def layer_cos_during_generate(model, inputs, new_tokens=3):
     return seen
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5"])
 @pytest.mark.parametrize("prompt", ["left_padded", "video"])
 def test_each_layer_sees_exactly_its_design_through_generate(family, prompt):
-    """Layer 0 (circle) sees what an all-circle model sees; layer 1 (mrope) what an mrope model sees, prompt and
-    generated tokens alike: each set continues from its own end (the reference reuses the circle delta)."""
+    """The first rotating layer (circle) sees what an all-circle model sees; the second (mrope) what an mrope model
+    sees, prompt and generated tokens alike: each set continues from its own end (the reference reuses the circle
+    delta). On Qwen3.5 (linear, full, linear, full) ``alternate`` runs over the full-attention layers 1 and 3."""
     inputs = inputs_for(family, prompt)
-    staggered = layer_cos_during_generate(mmrope_hf.patch_model(tiny_model(family), "circle"), inputs)
+    model = mmrope_hf.patch_model(tiny_model(family), "circle")
+    first, second = [i for i, layer in enumerate(model.model.language_model.layers) if hasattr(layer, "self_attn")]
+    staggered = layer_cos_during_generate(model, inputs)
     circle = layer_cos_during_generate(mmrope_hf.patch_model(tiny_model(family), "circle", layers="all"), inputs)
     mrope = layer_cos_during_generate(mmrope_hf.patch_model(tiny_model(family), "mrope"), inputs)
-    assert len(staggered[0]) == 3  # prefill + 2 cached steps
+    assert len(staggered[first]) == 3  # prefill + 2 cached steps
     for step in range(3):
-        assert torch.equal(staggered[0][step], circle[0][step])
-        assert torch.equal(staggered[1][step], mrope[1][step])
-    assert not torch.equal(staggered[0][0], staggered[1][0])
+        assert torch.equal(staggered[first][step], circle[first][step])
+        assert torch.equal(staggered[second][step], mrope[second][step])
+    assert not torch.equal(staggered[first][0], staggered[second][0])
+
+
+def test_a_hybrid_stack_schedules_its_full_attention_layers_only():
+    model = mmrope_hf.patch_model(tiny_model("qwen3_5"), "circle", layers=[False, True])
+    assert mmrope_hf.patch_info(model)["layer_sets"] == [1, 0]  # decoder layers 1 and 3: mrope (set 1), circle
+    with pytest.raises(
+        ValueError,
+        match=r"layers lists 4 entries, but the model has 2 rotating \(full-attention\) decoder layers; its 2 "
+        r"linear-attention layers carry no RoPE",
+    ):
+        mmrope_hf.patch_model(tiny_model("qwen3_5"), "circle", layers=[True, False, True, False])
 
 
 def test_decoding_from_rope_deltas_continues_each_set_from_its_own_end():

@@ -17,7 +17,7 @@ from safetensors import safe_open
 import mmrope_hf
 from mmrope_hf.positions.registry import POSITION_DESIGNS
 from mmrope_hf.positions.design import PositionDesign, RowPositions
-from mmrope_hf.testing import FAMILIES, tiny_model
+from mmrope_hf.testing import MROPE_FAMILIES, tiny_model
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -68,7 +68,7 @@ def patched_mrope(family: str):
     return mmrope_hf.patch_model(tiny_model(family), "mrope", **advance)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", MROPE_FAMILIES)
 def test_patched_mrope_matches_the_stored_stock_outputs(family):
     problems = drift(family, patched_mrope(family))
     assert not problems, "patched mrope drifted from the stock fixtures:\n" + "\n".join(problems)

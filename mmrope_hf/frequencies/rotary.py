@@ -14,13 +14,14 @@ the per-layer hooks installed by the patcher hand each decoder layer its own set
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from mmrope_hf.frequencies.allocation import NOPE, FrequencyPlan
-from mmrope_hf.frequencies.apply import AxisTables
+from mmrope_hf.frequencies.apply import PAIRINGS, AxisTables
 
 
 class StackedCosSin(tuple):
@@ -28,8 +29,7 @@ class StackedCosSin(tuple):
 
     def select(self, index: int):
         return tuple(
-            AxisTables(part.tables[index], part.head_axes) if isinstance(part, AxisTables) else part[index]
-            for part in self
+            replace(part, tables=part.tables[index]) if isinstance(part, AxisTables) else part[index] for part in self
         )
 
 
@@ -65,20 +65,32 @@ class MultimodalRotaryEmbedding(nn.Module):
         num_sets (`int`): number of position sets the positions carry.
         spatial_from_t (`Sequence[bool]`, *optional*): per set, whether its design stores h and w relative to t
             (``text-spatial-reset``); such sets are read as ``(t, h - t, w - t)``.
+        pairing (`str`, *optional*): the stock rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J);
+            see :data:`~mmrope_hf.frequencies.apply.PAIRINGS`.
     """
 
     pair_axes: torch.Tensor
     pair_scale: torch.Tensor | None
     spatial_from_t: torch.Tensor | None
 
-    def __init__(self, stock: Any, plan: FrequencyPlan, num_sets: int = 1, spatial_from_t: Sequence[bool] = ()):
+    def __init__(
+        self,
+        stock: Any,
+        plan: FrequencyPlan,
+        num_sets: int = 1,
+        spatial_from_t: Sequence[bool] = (),
+        pairing: str = "half",
+    ):
         super().__init__()
+        if pairing not in PAIRINGS:
+            raise ValueError(f"unknown pairing {pairing!r}; valid choices: {', '.join(PAIRINGS)}")
         num_pairs = stock.inv_freq.shape[-1]
         if plan.pair_axes is not None and len(plan.pair_axes) != num_pairs:
             raise ValueError(f"pair map covers {len(plan.pair_axes)} pairs, the rotary has {num_pairs}")
         self.stock = stock
         self.plan = plan
         self.num_sets = num_sets
+        self.pairing = pairing
         axes = plan.pair_axes if plan.pair_axes is not None else ()
         self.register_buffer("pair_axes", torch.tensor([max(a, 0) for a in axes], dtype=torch.long), persistent=False)
         scale = [0.0 if a == NOPE else f for a, f in zip(axes, plan.pair_scale or [1.0] * len(axes), strict=True)]
@@ -105,18 +117,41 @@ class MultimodalRotaryEmbedding(nn.Module):
         if self.num_sets == 1:
             cos, sin = cos[0], sin[0]
         if self.plan.head_axes is not None:
-            tables = AxisTables(cos, self.plan.head_axes), AxisTables(sin, self.plan.head_axes)
+            tables = (
+                AxisTables(cos, self.plan.head_axes, self.pairing),
+                AxisTables(sin, self.plan.head_axes, self.pairing),
+            )
             return tables if self.num_sets == 1 else StackedCosSin(tables)
         return (cos, sin) if self.num_sets == 1 else StackedCosSin((cos, sin))
 
     def _recompose(self, values: torch.Tensor) -> torch.Tensor:
-        """(K, 3, B, L, P) per-axis values -> (K, B, L, 2P) under a pair map, or (K, 3, B, L, 2P) for heads."""
+        """(K, 3, B, L, P) per-axis values -> (K, B, L, 2P) under a pair map, or (K, 3, B, L, 2P) for heads, each
+        pair's value on its two channels as the stock rotary lays them (``pairing``)."""
+        duplicate = PAIRINGS[self.pairing].duplicate
         if self.plan.head_axes is not None:
-            return torch.cat((values, values), dim=-1)
+            return duplicate(values)
         k, _, b, length, p = values.shape
         index = self.pair_axes.to(values.device).view(1, 1, 1, 1, p).expand(k, 1, b, length, p)
-        picked = values.gather(1, index).squeeze(1)
-        return torch.cat((picked, picked), dim=-1)
+        return duplicate(values.gather(1, index).squeeze(1))
 
     def extra_repr(self) -> str:
-        return f"num_sets={self.num_sets}, plan={self.plan}"
+        return f"num_sets={self.num_sets}, pairing={self.pairing}, plan={self.plan}"
+
+
+def probe_difference(stock: Any, rotary: MultimodalRotaryEmbedding, length: int = 16) -> str | None:
+    """How ``rotary`` differs from the ``stock`` module on probe positions (t, h and w apart where the stock module
+    recomposes three axes, 1D positions otherwise); ``None`` when cos and sin are bit-identical."""
+    device = stock.inv_freq.device
+    steps = torch.arange(length, device=device)
+    x = torch.zeros(1, device=device)
+    if hasattr(stock, "recomposition_frequencies"):
+        stock_positions = torch.stack([steps, 3 * steps + 1, 5 * steps + 2])[:, None]  # (3, 1, L)
+    else:
+        stock_positions = (7 * steps + 3)[None]  # (1, L)
+    ours_positions = stock_positions.expand(3, -1, -1) if stock_positions.ndim == 2 else stock_positions
+    for name, want, got in zip(("cos", "sin"), stock(x, stock_positions), rotary(x, ours_positions), strict=True):
+        if got.shape != want.shape:
+            return f"{name} has shape {tuple(got.shape)}, the stock module's {tuple(want.shape)}"
+        if not torch.equal(got, want):
+            return f"{name} differs by up to {(got - want).abs().max().item():.3g}"
+    return None

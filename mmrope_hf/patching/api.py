@@ -30,7 +30,7 @@ from mmrope_hf.compat import check_transformers_version
 from mmrope_hf.config import NATIVE, MMRopeConfig, resolve_config
 from mmrope_hf.frequencies.allocation import ALLOCATIONS, FrequencyPlan
 from mmrope_hf.frequencies.apply import install_dispatcher
-from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding, StackedCosSin
+from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding, StackedCosSin, probe_difference
 from mmrope_hf.patching.families import adapter_for
 from mmrope_hf.patching.rope_index import install_packed_relay, install_rope_index
 from mmrope_hf.patching.state import STATE_ATTR, PatchState, find_state
@@ -39,14 +39,35 @@ from mmrope_hf.positions.baselines import SPATIAL_FROM_T
 from mmrope_hf.schedule import layer_schedule
 
 
+def _native_plan(handles: ModelHandles, num_pairs: int, options: dict | None = None) -> FrequencyPlan:
+    """The model's own allocation and section, used exactly as the model uses them."""
+    allocation = ALLOCATIONS.get(handles.native_frequency)
+    return allocation.plan(num_pairs, handles.num_kv_heads, handles.native_section, options or {}, strict=False)
+
+
 def _frequency_plan(config: MMRopeConfig, handles: ModelHandles, num_pairs: int) -> FrequencyPlan:
     name = handles.native_frequency if config.frequency == NATIVE else config.frequency
-    allocation = ALLOCATIONS.get(name)
     options = dict(config.options)
     if config.mrope_section is None and name == handles.native_frequency:
-        # the model's own section, used exactly as the model uses it
-        return allocation.plan(num_pairs, handles.num_kv_heads, handles.native_section, options, strict=False)
-    return allocation.plan(num_pairs, handles.num_kv_heads, config.mrope_section, options)
+        return _native_plan(handles, num_pairs, options)
+    return ALLOCATIONS.get(name).plan(num_pairs, handles.num_kv_heads, config.mrope_section, options)
+
+
+def _check_native_rotary(handles: ModelHandles, native: FrequencyPlan) -> None:
+    """The adapter's account of the stock rotary (pair map, section, channel pairing) must reproduce its cos/sin
+    bit for bit on a probe, or patching stops: a wrong account would silently change every scheme."""
+    stock = handles.rotary
+    if stock.inv_freq.device.type == "meta":
+        return
+    ours = MultimodalRotaryEmbedding(stock, native, pairing=handles.pairing)
+    difference = probe_difference(stock, ours)
+    if difference is not None:
+        raise RuntimeError(
+            f"{type(stock).__name__} does not lay out its frequencies as the {handles.rope_owner.config.model_type} "
+            f"adapter expects ({native.name} allocation, section {list(native.section)}, {handles.pairing} channel "
+            f"pairing): {difference}; this model has changed in the installed transformers, and mmrope-hf would "
+            f"give wrong results on it"
+        )
 
 
 def _layer_set_hook(index: int, module: nn.Module, args: tuple, kwargs: dict):
@@ -90,8 +111,12 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
             f"rope_type {stock_rotary.rope_type!r} updates its frequencies per call; "
             f"mmrope-hf supports static rope types"
         )
-    schedule = layer_schedule(config.position, config.stagger_with, config.layers, len(handles.layers))
-    plan = _frequency_plan(config, handles, stock_rotary.inv_freq.shape[-1])
+    schedule = layer_schedule(
+        config.position, config.stagger_with, config.layers, len(handles.layers), handles.skipped_layers
+    )
+    num_pairs = stock_rotary.inv_freq.shape[-1]
+    _check_native_rotary(handles, _native_plan(handles, num_pairs))
+    plan = _frequency_plan(config, handles, num_pairs)
     if dict(config.options).get("nope_heads"):
         warnings.warn(
             f"nope_heads={config.option('nope_heads')}: those KV heads get no rotation, so even text-only outputs "
@@ -106,7 +131,11 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
         handles.rotary_parent,
         handles.rotary_name,
         MultimodalRotaryEmbedding(
-            stock_rotary, plan, schedule.num_sets, spatial_from_t=[d in SPATIAL_FROM_T for d in schedule.designs]
+            stock_rotary,
+            plan,
+            schedule.num_sets,
+            spatial_from_t=[d in SPATIAL_FROM_T for d in schedule.designs],
+            pairing=handles.pairing,
         ),
     )
     if plan.head_axes is not None:  # released by unpatch_model, or when the model is garbage-collected

@@ -16,7 +16,9 @@ from mmrope_hf.testing.llava import (
 from mmrope_hf.testing.offline import IMAGE_TOKEN, VIDEO_TOKEN, offline_tokenizer, synthetic_image
 from mmrope_hf.testing.qwen import (
     FAMILIES,
+    MROPE_FAMILIES,
     build_inputs,
+    has_video,
     offline_processor,
     pixel_dim,
     tiny_config,
@@ -26,11 +28,13 @@ from mmrope_hf.testing.qwen import (
 
 __all__ = [
     "FAMILIES",
+    "MROPE_FAMILIES",
     "IMAGE_TOKEN",
     "VIDEO_TOKEN",
     "LLAVA_FAMILIES",
     "build_inputs",
     "build_llava_inputs",
+    "has_video",
     "llava_placeholder_counts",
     "offline_llava_processor",
     "offline_processor",
