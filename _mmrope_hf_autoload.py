@@ -64,6 +64,7 @@ def _trampoline(owner: type) -> classmethod:
     original = vars(owner)["from_pretrained"].__func__
     for name in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(from_pretrained, name, getattr(original, name))
+    from_pretrained.__wrapped__ = original  # type: ignore[attr-defined]  # inspect.signature shows the original's
     trampoline: "classmethod[type, ..., object]" = classmethod(from_pretrained)
     return trampoline
 

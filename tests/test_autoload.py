@@ -9,6 +9,7 @@ wheel. With ``MMROPE_HF_AUTOLOAD=0`` the same process gets the stock model.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -108,6 +109,7 @@ def test_a_trampoline_installs_mmrope_hf_then_hands_over_as_super_would():
     autoload._arm(module)
     try:
         assert vars(base)["from_pretrained"] is not original
+        assert inspect.signature(base.from_pretrained) == inspect.signature(original.__get__(None, base))
         assert sub.from_pretrained("ckpt", dtype="x") is sub
     finally:
         autoload.disarm()
