@@ -6,8 +6,11 @@ get_rope_index's for that batch (padded) or for each packed sample alone, and di
 
 from __future__ import annotations
 
+import json
+
 import torch
 from datasets import Dataset
+from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
 import mmrope_hf
@@ -71,12 +74,15 @@ def get_rope_index(model, inputs: dict) -> torch.Tensor:
     return model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in GRID_KEYS if k in inputs})[0]
 
 
+def vlm_dataset() -> Dataset:
+    return Dataset.from_list([{"messages": messages(i), "images": [image(i)]} for i in range(8)])
+
+
 def test_sft_trainer_vlm_path_padded(tmp_path):
     processor = offline_processor(FAMILY)
     model = mmrope_hf.patch_model(tiny_model(FAMILY, attn_implementation="sdpa"), SCHEME)
-    dataset = Dataset.from_list([{"messages": messages(i), "images": [image(i)]} for i in range(8)])
     recorder = Recorder(model)
-    trainer = SFTTrainer(model=model, args=config(tmp_path), train_dataset=dataset, processing_class=processor)
+    trainer = SFTTrainer(model=model, args=config(tmp_path), train_dataset=vlm_dataset(), processing_class=processor)
     trainer.train()
     assert mmrope_hf.is_patched(trainer.model)
     first, last = losses(trainer)[0], losses(trainer)[-1]
@@ -130,3 +136,21 @@ def test_sft_trainer_packed_through_the_collator(tmp_path):
             assert not torch.equal(positions[1:, row, span], get_rope_index(stock, sample)[:, 0])
             found += 1
     assert found == 4 * STEPS  # every sample of every step, each placed as alone
+
+
+def test_sft_trainer_with_a_peft_config_sees_the_scheme_and_saves_it(tmp_path):
+    """SFTTrainer(peft_config=...) wraps the patched model in a PeftModel: still patched, and the saved adapter
+    records the scheme (tests/test_peft.py loads such adapters)."""
+    model = mmrope_hf.patch_model(tiny_model(FAMILY, attn_implementation="sdpa"), SCHEME)
+    trainer = SFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=2),
+        train_dataset=vlm_dataset(),
+        processing_class=offline_processor(FAMILY),
+        peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"]),
+    )
+    assert type(trainer.model).__name__ == "PeftModel" and mmrope_hf.patch_info(trainer.model)["scheme"] == SCHEME
+    trainer.train()
+    trainer.save_model(str(tmp_path / "adapter"))
+    recorded = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["mmrope"]
+    assert recorded == model.config.mmrope
