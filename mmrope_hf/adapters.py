@@ -63,4 +63,11 @@ class ModelHandles:
 
 
 class ModelAdapter(Protocol):
+    """Where one family keeps its parts. ``stock_scheme`` is the named scheme that is the stock model on it
+    (``mrope`` where the model has 3D positions, ``vanilla`` on a 1D model); ``notes`` says in a few words what the
+    family does differently (the README's family table is generated from both)."""
+
+    stock_scheme: str
+    notes: str
+
     def locate(self, model: nn.Module) -> ModelHandles: ...

@@ -32,6 +32,7 @@ class QwenVLAdapter:
         rope_index_args: stock positional order of ``get_rope_index``.
         video_intervals: per-video temporal interval, from the model config (bound in :meth:`locate`).
         pairing: the rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J).
+        notes: what the family does differently, in a few words (the README's family table).
     """
 
     native_frequency: str
@@ -40,6 +41,8 @@ class QwenVLAdapter:
     rope_index_args: tuple[str, ...] = ROPE_INDEX_ARGS
     video_intervals: Callable[[nn.Module], Callable] = lambda model: unit_intervals
     pairing: str = "half"
+    notes: str = ""
+    stock_scheme: str = "mrope"
 
     def locate(self, model: nn.Module) -> ModelHandles:
         owner: Any = model if hasattr(model, "get_rope_index") else getattr(model, "model", None)
@@ -79,6 +82,11 @@ class TextModelAdapters:
     adapter of that text model type."""
 
     adapters: Mapping[str, QwenVLAdapter]
+    stock_scheme: str = "mrope"
+
+    @property
+    def notes(self) -> str:
+        return "as its text model: " + "; ".join(f"{t}: {a.notes}" for t, a in sorted(self.adapters.items()))
 
     def locate(self, model: nn.Module) -> ModelHandles:
         config: Any = model.config

@@ -11,9 +11,18 @@ checkpoints: GLM-4.5V's), so its adapter is the one of that text model.
 from ._qwen_vl import QwenVLAdapter, TextModelAdapters
 
 _GLM4V = QwenVLAdapter(
-    native_frequency="chunked", default_section=(8, 12, 12), split_video_frames=True, pairing="adjacent"
+    native_frequency="chunked",
+    default_section=(8, 12, 12),
+    split_video_frames=True,
+    pairing="adjacent",
+    notes="chunked over half of each head, adjacent (GPT-J) channel pairs; one block per video frame",
 )
-_GLM4V_MOE = QwenVLAdapter(native_frequency="chunked", default_section=(8, 12, 12), split_video_frames=True)
+_GLM4V_MOE = QwenVLAdapter(
+    native_frequency="chunked",
+    default_section=(8, 12, 12),
+    split_video_frames=True,
+    notes="chunked over half of each head; one block per video frame",
+)
 ADAPTERS = {
     "glm4v": _GLM4V,
     "glm4v_moe": _GLM4V_MOE,

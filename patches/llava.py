@@ -55,6 +55,8 @@ class LlavaAdapter:
     """Locates ``model.model.{language_model.rotary_emb, language_model.layers}`` and installs the plumbing above."""
 
     family: str
+    stock_scheme: str = ONE_DIMENSIONAL
+    notes: str = "1D language model: 3D positions laid out from the placeholders"
 
     def locate(self, model: nn.Module) -> ModelHandles:
         inner = getattr(model, "model", None)

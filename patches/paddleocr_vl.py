@@ -2,4 +2,8 @@
 
 from ._qwen_vl import QwenVLAdapter
 
-ADAPTERS = {"paddleocr_vl": QwenVLAdapter(native_frequency="chunked", default_section=(16, 24, 24))}
+ADAPTERS = {
+    "paddleocr_vl": QwenVLAdapter(
+        native_frequency="chunked", default_section=(16, 24, 24), notes="chunked; images only"
+    )
+}

@@ -20,5 +20,7 @@ ADAPTERS = {
         default_section=(16, 24, 24),
         rope_index_args=(*ROPE_INDEX_ARGS[:4], "second_per_grid_ts", "attention_mask"),
         video_intervals=absolute_time_intervals,
+        notes="chunked; video time step tokens_per_second x second_per_grid_ts; `mrope` is stock with "
+        "`vision_advance: spatial` after a multi-group video",
     ),
 }

@@ -2,4 +2,10 @@
 
 from ._qwen_vl import QwenVLAdapter
 
-ADAPTERS = {"qwen2_vl": QwenVLAdapter(native_frequency="chunked", default_section=(16, 24, 24))}
+ADAPTERS = {
+    "qwen2_vl": QwenVLAdapter(
+        native_frequency="chunked",
+        default_section=(16, 24, 24),
+        notes="chunked; one block per video; `mrope` is stock with `vision_advance: spatial` after a multi-group video",
+    )
+}

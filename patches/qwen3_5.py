@@ -7,5 +7,11 @@ models: 32 of the 128 pairs of head_dim 256); allocations see those rotary pairs
 
 from ._qwen_vl import QwenVLAdapter
 
-_QWEN3_5 = QwenVLAdapter(native_frequency="interleaved", default_section=(11, 11, 10), split_video_frames=True)
+_QWEN3_5 = QwenVLAdapter(
+    native_frequency="interleaved",
+    default_section=(11, 11, 10),
+    split_video_frames=True,
+    notes="interleaved over a quarter of each head; hybrid: only the full-attention layers rotate, and layer "
+    "schedules count those; one block per video frame",
+)
 ADAPTERS = {"qwen3_5": _QWEN3_5, "qwen3_5_moe": _QWEN3_5}

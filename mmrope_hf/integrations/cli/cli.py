@@ -18,7 +18,9 @@ from mmrope_hf.integrations.transformers.checkpoint import (
     read_scheme,
     write_scheme,
 )
+from mmrope_hf.patches import ADAPTERS
 from mmrope_hf.patching.api import patch_info, patch_model
+from mmrope_hf.patching.families import family_table
 from mmrope_hf.version import __version__
 
 
@@ -34,6 +36,9 @@ def _parse_sets(pairs: Sequence[str]) -> dict:
 
 def _schemes(args: argparse.Namespace) -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(MMRopeConfig) if f.name != "scheme"}
+    if args.families:
+        print(family_table(), end="")
+        return
     if args.json:
         print(json.dumps({name: resolve_config(name).to_dict() for name in available_schemes()}, indent=2))
         return
@@ -43,6 +48,7 @@ def _schemes(args: argparse.Namespace) -> None:
         for key, default in defaults.items():
             print(f"    {key:<16} {preset.get(key, default)!r}")
     print(f"\noptions: {', '.join(option_names())}")
+    print(f"model types: {', '.join(ADAPTERS.names())} (mmrope schemes --families: what each runs)")
 
 
 def _resolve(args: argparse.Namespace) -> None:
@@ -107,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     schemes = commands.add_parser("schemes", help="list the named schemes with their options and defaults")
     schemes.add_argument("--json", action="store_true", help="print the resolved presets as JSON")
+    schemes.add_argument(
+        "--families", action="store_true", help="print the supported model types x schemes (markdown table)"
+    )
     schemes.set_defaults(run=_schemes)
     resolve = commands.add_parser("resolve", help="print the resolved config of a scheme, preset or file")
     resolve.add_argument("scheme", help="preset name or path to a YAML/JSON file")
