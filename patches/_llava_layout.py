@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import torch
 
@@ -216,31 +216,65 @@ class LlavaGeometry:
         tokens = {IMAGE: self.image_token_id}
         if self.video_token_id is not None:
             tokens[VIDEO] = self.video_token_id
-        keep = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
-        if not any(((input_ids == token) & keep).any() for token in tokens.values()):
+        rows = placeholder_kinds(input_ids, attention_mask, tokens)
+        if rows is None:
             return None
-        kinds = torch.zeros_like(input_ids)
-        for modality, token in tokens.items():
-            kinds[input_ids == token] = modality
         queues = {modality: _Queue(modality, items, self, inputs) for modality, items in self.items(inputs).items()}
         layout = []
-        for row, (row_kinds, row_keep) in enumerate(zip(kinds.tolist(), keep.tolist(), strict=True)):
-            row_kinds = [k for k, kept in zip(row_kinds, row_keep, strict=True) if kept]
+        for row, row_kinds in enumerate(rows):
             segments: list[Segment] = []
-            start = 0
-            while start < len(row_kinds):
-                kind, end = row_kinds[start], start
-                while end < len(row_kinds) and row_kinds[end] == kind:
-                    end += 1
+            for kind, start, end in runs(row_kinds):
                 if kind == 0:
                     segments.append(end - start)
                 else:
                     segments.extend(queues[kind].take(end - start, row, start))
-                start = end
             layout.append(segments)
         for queue in queues.values():
             queue.check_used()
         return layout
+
+
+class TokenLayout(Protocol):
+    """What the LLaVA-style plumbing needs of a family's layout: its placeholder tokens and the segments of a batch
+    (:class:`LlavaGeometry`; the tile and row-break layouts of :mod:`._tiles`)."""
+
+    @property
+    def image_token_id(self) -> int: ...
+
+    @property
+    def video_token_id(self) -> int | None: ...
+
+    def layout(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, inputs: Mapping[str, Any]
+    ) -> list[list[Segment]] | None: ...
+
+
+def placeholder_kinds(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, tokens: Mapping[int, int]
+) -> list[list[int]] | None:
+    """Per row, the kind of every unpadded token (0 text, or the modality whose placeholder it is, from ``tokens``:
+    modality -> token id); ``None`` when the batch holds no placeholder token."""
+    keep = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+    if not any(((input_ids == token) & keep).any() for token in tokens.values()):
+        return None
+    kinds = torch.zeros_like(input_ids)
+    for modality, token in tokens.items():
+        kinds[input_ids == token] = modality
+    return [
+        [k for k, kept in zip(row_kinds, row_keep, strict=True) if kept]
+        for row_kinds, row_keep in zip(kinds.tolist(), keep.tolist(), strict=True)
+    ]
+
+
+def runs(kinds: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+    """``(kind, start, end)`` of every run of equal kinds, in order."""
+    start = 0
+    while start < len(kinds):
+        end = start
+        while end < len(kinds) and kinds[end] == kinds[start]:
+            end += 1
+        yield kinds[start], start, end
+        start = end
 
 
 _NAMES = {IMAGE: "image", VIDEO: "video"}

@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from mmrope_hf.compat import missing_attribute
+from mmrope_hf.frequencies.rotary import rotary_tables
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,14 @@ class TextStack:
 def text_stack(owner: nn.Module, text: Any, rotary_attrs: tuple[str, ...]) -> TextStack:
     """The :class:`TextStack` of ``text`` (``text.rotary_emb``, ``text.layers``), or a version error."""
     rotary: Any = getattr(text, "rotary_emb", None)
-    for name in ("inv_freq", "attention_scaling", "rope_type", *rotary_attrs):
+    for name in rotary_attrs:
         if not hasattr(rotary, name):
             raise missing_attribute(f"language_model.rotary_emb.{name}", owner)
+    for layer_type, table in rotary_tables(rotary).items():
+        for name in ("inv_freq", "attention_scaling", "rope_type"):
+            if not hasattr(table, name):
+                prefix = "" if layer_type is None else f"{layer_type}_"
+                raise missing_attribute(f"language_model.rotary_emb.{prefix}{name}", owner)
     layers: Any = getattr(text, "layers", None)
     rotating = [layer for layer in layers if hasattr(layer, "self_attn")] if isinstance(layers, nn.ModuleList) else []
     if not rotating:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -38,8 +38,9 @@ from torch import nn
 from mmrope_hf.adapters import ModelHandles
 from mmrope_hf.compat import missing_attribute
 from mmrope_hf.frequencies.allocation import ALLOCATIONS
+from mmrope_hf.frequencies.rotary import rotary_tables
 
-from ._llava_layout import LlavaGeometry
+from ._llava_layout import LlavaGeometry, TokenLayout
 from ._locate import generation_owner, text_stack
 
 NATIVE_FREQUENCY = "interleaved"
@@ -52,23 +53,32 @@ def _no_grids(video_grid_thw, second_per_grid_ts) -> list:  # Qwen-VL's get_rope
 
 @dataclass(frozen=True)
 class LlavaAdapter:
-    """Locates ``model.model.{language_model.rotary_emb, language_model.layers}`` and installs the plumbing above."""
+    """Locates ``model.model.{<text_attr>.rotary_emb, <text_attr>.layers}`` and installs the plumbing above.
 
-    family: str
-    stock_scheme: str = ONE_DIMENSIONAL
+    Attributes:
+        geometry: the family's token layout, read from the inner model (``model.model``).
+        text_attr / vision_attr: the inner model's language model and vision tower (Idefics3: ``text_model``,
+            ``vision_model``).
+        notes: what the family does differently, in a few words (the README's family table).
+    """
+
+    geometry: Callable[[Any], TokenLayout]
+    text_attr: str = "language_model"
+    vision_attr: str = "vision_tower"
     notes: str = "1D language model: 3D positions laid out from the placeholders"
+    stock_scheme: str = ONE_DIMENSIONAL
 
     def locate(self, model: nn.Module) -> ModelHandles:
         inner = getattr(model, "model", None)
-        owner: Any = inner if isinstance(getattr(inner, "language_model", None), nn.Module) else model
-        for name in ("language_model", "vision_tower"):
+        owner: Any = inner if isinstance(getattr(inner, self.text_attr, None), nn.Module) else model
+        for name in (self.text_attr, self.vision_attr):
             if not isinstance(getattr(owner, name, None), nn.Module):
                 raise missing_attribute(f"{name} (on the model or model.model)", model)
-        text = owner.language_model
+        text = getattr(owner, self.text_attr)
         stack = text_stack(owner, text, ())
         outer = generation_owner(model, owner)
-        geometry = LlavaGeometry.of(self.family, owner)
-        num_pairs = stack.rotary.inv_freq.shape[-1]
+        geometry = self.geometry(owner)
+        num_pairs = next(iter(rotary_tables(stack.rotary).values())).inv_freq.shape[-1]
         return ModelHandles(
             rope_owner=owner,
             rope_index_args=(),
@@ -93,13 +103,13 @@ class LlavaAdapter:
 
 @dataclass
 class _Carry:
-    """The (t, h, w) rows of the current language-model call, from its pre-hook to its rotary."""
+    """The (t, h, w) rows of the current language-model call, from its pre-hook to its rotary calls."""
 
     rows: torch.Tensor | None = None
 
 
 def install(
-    geometry: LlavaGeometry,
+    geometry: TokenLayout,
     owner: nn.Module,
     text: nn.Module,
     generation_owner: nn.Module | None,
@@ -114,6 +124,7 @@ def install(
     undo.add_hook(
         text.register_forward_pre_hook(partial(_split_hook, carry, state.schedule.num_sets), with_kwargs=True)
     )
+    undo.add_hook(text.register_forward_hook(partial(_clear_carry, carry), always_call=True))
     undo.add_hook(state.handles.rotary.register_forward_pre_hook(partial(_rotary_hook, carry), with_kwargs=True))
     if generation_owner is not None:
         original = generation_owner._prepare_position_ids_for_generation
@@ -140,7 +151,7 @@ def _cache_length(cache: Any) -> int:
     return int(cache.get_seq_length()) if cache is not None else 0
 
 
-def _no_placeholders_after_prompt(geometry: LlavaGeometry, new_ids: torch.Tensor) -> None:
+def _no_placeholders_after_prompt(geometry: TokenLayout, new_ids: torch.Tensor) -> None:
     tokens = [t for t in (geometry.image_token_id, geometry.video_token_id) if t is not None]
     if any((new_ids == t).any() for t in tokens):
         raise ValueError(
@@ -168,7 +179,7 @@ def _with_text_row(text_row: torch.Tensor, positions: torch.Tensor) -> torch.Ten
     return torch.cat([text_row[None], positions])
 
 
-def _owner_hook(geometry: LlavaGeometry, state: Any, module: nn.Module, args: tuple, kwargs: dict):
+def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tuple, kwargs: dict):
     inputs = _named(module, args, kwargs)
     input_ids = inputs.get("input_ids")
     if inputs.get("position_ids") is not None or input_ids is None:
@@ -217,16 +228,23 @@ def _split_hook(carry: _Carry, num_sets: int, module: nn.Module, args: tuple, kw
     return (), inputs
 
 
+def _clear_carry(carry: _Carry, *_: Any) -> None:
+    carry.rows = None
+
+
 def _rotary_hook(carry: _Carry, module: nn.Module, args: tuple, kwargs: dict):
-    rows, carry.rows = carry.rows, None
-    if rows is None:
+    """Every rotary call of the language-model call reads the carried rows (Gemma 3 calls it once per layer type);
+    other arguments (``layer_type``) pass through."""
+    if carry.rows is None:
         return None
-    x = args[0] if args else kwargs["x"]
-    return (x,), {"position_ids": rows}
+    if len(args) >= 2:
+        return (args[0], carry.rows, *args[2:]), kwargs
+    x = args[0] if args else kwargs.pop("x")
+    return (x,), {**kwargs, "position_ids": carry.rows}
 
 
 def _generation_positions(
-    original, geometry: LlavaGeometry, state: Any, inputs_tensor: torch.Tensor, model_kwargs: dict
+    original, geometry: TokenLayout, state: Any, inputs_tensor: torch.Tensor, model_kwargs: dict
 ):
     text_row = original(inputs_tensor, model_kwargs)
     input_ids = model_kwargs.get("input_ids")
@@ -250,4 +268,6 @@ def _generation_positions(
     return _with_text_row(text_row, positions)
 
 
-ADAPTERS = {family: LlavaAdapter(family) for family in ("llava", "llava_next", "llava_onevision")}
+ADAPTERS = {
+    family: LlavaAdapter(partial(LlavaGeometry.of, family)) for family in ("llava", "llava_next", "llava_onevision")
+}

@@ -1,9 +1,12 @@
-"""LLaVA-1.5 (Llama), LLaVA-NeXT (Mistral), LLaVA-OneVision (Qwen2): every scheme on a 1D-RoPE language model.
+"""Every scheme on the 1D-RoPE VLMs: LLaVA-1.5 (Llama), LLaVA-NeXT (Mistral), LLaVA-OneVision (Qwen2), Gemma 3,
+Idefics3, SmolVLM, InternVL and Mistral 3.
 
-The expected layouts below are written by hand from the documented decisions (patches/_llava_layout.py): the
-base view and the high-resolution grid are two consecutive blocks, the row newlines are an extra column of the
-high-resolution grid, and a lone newline (OneVision multi-image, video) or a CLS feature is placed like a text
-token. Positions then come from the independent references in tests/reference/.
+The expected layouts below are written by hand from the documented decisions (patches/_llava_layout.py,
+patches/_tiles.py): the base view and the high-resolution grid are two consecutive blocks, the row newlines are an
+extra column of the high-resolution grid, and a lone newline (OneVision multi-image, video) or a CLS feature is
+placed like a text token; every Gemma 3 image, Idefics3 / InternVL tile and global view is its own 4 x 4 block and
+the start, end and marker tokens around them are text; a Mistral 3 image is one block whose last column holds the
+row break / end tokens. Positions then come from the independent references in tests/reference/.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 
 import pytest
 import torch
+import transformers
 from conftest import SCHEMES, assert_batched_generate_equals_one_by_one, assert_prefill_then_decode, logits
 from reference import circle_reference, rope_reference
 
@@ -20,12 +24,15 @@ from mmrope_hf.patches._llava_layout import LlavaGeometry
 from mmrope_hf.testing import (
     IMAGE_TOKEN,
     LLAVA_FAMILIES,
+    TILE_FAMILIES,
     VIDEO_TOKEN,
     build_llava_inputs,
+    build_tile_inputs,
     llava_placeholder_counts,
     offline_llava_processor,
     synthetic_image,
     tiny_llava,
+    tiny_tile_model,
 )
 
 ATOL = 1e-5
@@ -34,6 +41,7 @@ SCHEDULES = [pytest.param(scheme, {}, id=scheme) for scheme in SCHEMES] + [
     pytest.param("circle", {"layers": "all"}, id="circle-all"),
 ]
 SUPPRESS = [IMAGE_TOKEN, VIDEO_TOKEN]  # a random model must not generate placeholders (teacher forcing re-reads them)
+ONE_D_FAMILIES = LLAVA_FAMILIES + TILE_FAMILIES
 
 # Rows: n random text tokens, ("image", height, width) in pixels, ("video", frames). Both rows end in 2+ text tokens.
 PROMPTS = {
@@ -46,7 +54,11 @@ PROMPTS = {
         [2, ("image", 60, 120), 1, ("image", 30, 112), 3],
     ],
 }
-BASE = ("image", 1, 4, 4)  # one 56 px tile of 14 px patches
+# Tile families: (height, width) pixels; 112 px tiles of 4 x 4 tokens (Mistral 3: 28 px per token, rows x cols).
+_TILED = [[3, ("image", 112, 224), 2], [2, ("image", 56, 56), 1, ("image", 112, 112), 3]]
+PROMPTS.update({family: _TILED for family in ("gemma3", "idefics3", "smolvlm", "internvl")})
+PROMPTS["mistral3"] = [[3, ("image", 56, 84), 2], [2, ("image", 28, 28), 1, ("image", 84, 56), 3]]
+BASE = ("image", 1, 4, 4)  # one 56 px tile of 14 px patches (and one 4 x 4 tile of the tile families)
 REFERENCE_LAYOUTS = {  # (kind, T, H, W) blocks; a newline column is part of W
     "llava": [[("text", 3), BASE, ("text", 2)], [("text", 2), BASE, ("text", 1), BASE, ("text", 3)]],
     "llava_next": [
@@ -57,7 +69,22 @@ REFERENCE_LAYOUTS = {  # (kind, T, H, W) blocks; a newline column is part of W
         [("text", 3), BASE, ("image", 1, 6, 10), ("text", 2), ("video", 2, 2, 2), ("text", 1), ("text", 2)],
         [("text", 2), BASE, ("text", 1), ("text", 1), BASE, ("text", 1), ("text", 3)],
     ],
+    # <start_of_image> 4x4 <end_of_image>
+    "gemma3": [[("text", 4), BASE, ("text", 3)], [("text", 3), BASE, ("text", 3), BASE, ("text", 4)]],
+    # 112x224: 1x2 tiles (<fake><row_col> tile each, a newline) + <fake><global> global view <fake>; smaller: global
+    "idefics3": [
+        [("text", 5), BASE, ("text", 2), BASE, ("text", 4), BASE, ("text", 3)],
+        [("text", 4), BASE, ("text", 4), BASE, ("text", 4)],
+    ],
+    # <img> tiles + thumbnail </img>
+    "internvl": [[("text", 4), BASE, BASE, BASE, ("text", 3)], [("text", 3), BASE, ("text", 3), BASE, ("text", 4)]],
+    # rows of [IMG] x cols + [IMG_BREAK] (the last [IMG_END]): the break is column `cols`
+    "mistral3": [
+        [("text", 3), ("image", 1, 2, 4), ("text", 2)],
+        [("text", 2), ("image", 1, 1, 2), ("text", 1), ("image", 1, 3, 3), ("text", 3)],
+    ],
 }
+REFERENCE_LAYOUTS["smolvlm"] = REFERENCE_LAYOUTS["idefics3"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -69,18 +96,28 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(params=LLAVA_FAMILIES)
+@pytest.fixture(params=ONE_D_FAMILIES)
 def family(request) -> str:  # overrides conftest's Qwen families in this module
     return request.param
 
 
+def tiny(family: str, **overrides):
+    return tiny_llava(family, **overrides) if family in LLAVA_FAMILIES else tiny_tile_model(family, **overrides)
+
+
 @pytest.fixture
 def model(family):
-    return tiny_llava(family)
+    return tiny(family)
+
+
+def text_model(model):
+    """The language model inside (``text_model`` on Idefics3 and SmolVLM)."""
+    return getattr(model.model, "language_model", None) or model.model.text_model
 
 
 def inputs_for(family: str, rows: list | None = None, **kwargs) -> dict:
-    return build_llava_inputs(family, PROMPTS[family] if rows is None else rows, **kwargs)
+    build = build_llava_inputs if family in LLAVA_FAMILIES else build_tile_inputs
+    return build(family, PROMPTS[family] if rows is None else rows, **kwargs)
 
 
 def generation_positions(model, inputs: dict) -> torch.Tensor:
@@ -111,13 +148,17 @@ def left_pad(singles: list[dict]) -> dict:
     length = max(s["input_ids"].shape[1] for s in singles)
     batch = {
         key: torch.cat([torch.nn.functional.pad(s[key], (length - s[key].shape[1], 0)) for s in singles])
-        for key in ("input_ids", "attention_mask")
+        for key in ("input_ids", "attention_mask", "token_type_ids")
+        if key in singles[0]
     }
     for key in ("pixel_values", "image_sizes", "batch_num_images", "pixel_values_videos"):
         parts = [s[key] for s in singles if key in s]
         if key == "pixel_values" and parts and parts[0].ndim == 5:
             tiles = max(p.shape[1] for p in parts)
             parts = [torch.nn.functional.pad(p, (0, 0, 0, 0, 0, 0, 0, tiles - p.shape[1])) for p in parts]
+        if key == "pixel_values" and parts and parts[0].ndim == 4:  # Mistral 3: images zero-padded to the largest
+            height, width = max(p.shape[2] for p in parts), max(p.shape[3] for p in parts)
+            parts = [torch.nn.functional.pad(p, (0, width - p.shape[3], 0, height - p.shape[2])) for p in parts]
         if parts:
             batch[key] = torch.cat(parts)
     return batch
@@ -150,14 +191,14 @@ def test_3d_schemes_change_image_logits_and_unpatch_restores_stock(family, model
     inputs = inputs_for(family)
     stock_logits, stock = logits(model, inputs), generate(model, inputs)
     owner_attrs, hooks = set(vars(model.model)), sum(len(m._forward_pre_hooks) for m in model.modules())
-    stock_rotary = model.model.language_model.rotary_emb
-    modeling = sys.modules[type(model.model.language_model.layers[0].self_attn).__module__]
+    stock_rotary = text_model(model).rotary_emb
+    modeling = sys.modules[type(text_model(model).layers[0].self_attn).__module__]
     stock_apply = modeling.apply_rotary_pos_emb
     mmrope_hf.patch_model(model, scheme)
     assert (logits(model, inputs) - stock_logits).abs().max() > 1e-3
     generate(model, inputs)
     assert mmrope_hf.unpatch_model(model) is model
-    assert model.model.language_model.rotary_emb is stock_rotary and modeling.apply_rotary_pos_emb is stock_apply
+    assert text_model(model).rotary_emb is stock_rotary and modeling.apply_rotary_pos_emb is stock_apply
     assert set(vars(model.model)) == owner_attrs and "_prepare_position_ids_for_generation" not in vars(model)
     assert sum(len(m._forward_pre_hooks) for m in model.modules()) == hooks
     assert not hasattr(model.config, "mmrope") and not mmrope_hf.is_patched(model)
@@ -197,6 +238,29 @@ def test_image_positions_match_the_reference(family, model, scheme, options):
                 torch.testing.assert_close(torch.tensor(got), torch.tensor(expected, dtype=torch.float32))
             else:
                 assert [tuple(p) for p in got] == expected
+
+
+def test_gemma3_rotates_both_layer_types_with_the_scheme():
+    """Gemma 3 computes cos/sin once per layer type (sliding layers: theta 1e4; full attention: theta 1e6 with linear
+    scaling x8): the layers of both types get the scheme's positions under their own table (reference maths)."""
+    model = mmrope_hf.patch_model(tiny("gemma3"), "mrope-i")
+    inputs = inputs_for("gemma3")
+    seen: dict[int, torch.Tensor] = {}
+    for i, layer in enumerate(text_model(model).layers):
+        layer.register_forward_pre_hook(
+            lambda m, a, kw, i=i: seen.update({i: kw["position_embeddings"][0]}), with_kwargs=True
+        )
+    logits(model, inputs)
+    positions = generation_positions(model, inputs)[1:4, 0]  # row 0: text 0-3, the image 4-19, text after
+    stock = text_model(model).rotary_emb.stock
+    axes = rope_reference.interleaved_axes(16, [6, 5, 5])
+    for i, layer_type in enumerate(text_model(model).config.layer_types):
+        inv_freq = getattr(stock, f"{layer_type}_inv_freq").double().tolist()
+        for token in (2, 9, 19, 22):
+            expected, _ = rope_reference.cos_sin(positions[:, token].tolist(), axes, inv_freq)
+            want = torch.tensor(expected, dtype=torch.float64)
+            torch.testing.assert_close(seen[i][0, token].double(), want, atol=1e-6, rtol=0)
+    assert not torch.equal(seen[0], seen[1])  # two tables
 
 
 def test_newline_and_base_view_positions_golden():
@@ -288,11 +352,11 @@ def test_batched_left_padded_generate_equals_one_by_one(family, model, scheme):
 def test_second_generate_starts_fresh(family):
     first = inputs_for(family, seed=1)
     second = inputs_for(family, [[4, ("image", 112, 56), 3]], seed=2)
-    used = mmrope_hf.patch_model(tiny_llava(family), "mrope-i")
+    used = mmrope_hf.patch_model(tiny(family), "mrope-i")
     generate(used, first)
     generate(used, inputs_for(family, [[6]]))  # a text-only prompt in between
     again = generate(used, second)
-    fresh = generate(mmrope_hf.patch_model(tiny_llava(family), "mrope-i"), second)
+    fresh = generate(mmrope_hf.patch_model(tiny(family), "mrope-i"), second)
     assert torch.equal(again.sequences, fresh.sequences)
 
 
@@ -328,6 +392,7 @@ def test_static_cache_and_continuing_from_a_cache():
 # -- errors, processors, other language models, training -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("family", LLAVA_FAMILIES)
 def test_placeholder_mismatch_fails_with_a_clear_error(family, model):
     mmrope_hf.patch_model(model, "mrope-i")
     one, two = inputs_for(family, [[3, ("image", 112, 112), 2]]), inputs_for(family, [[3, ("image", 112, 112), 2]] * 2)
@@ -347,6 +412,25 @@ def test_placeholder_mismatch_fails_with_a_clear_error(family, model):
             model(**dict(one, image_sizes=None))
 
 
+@pytest.mark.parametrize(
+    "family, message",
+    [
+        ("gemma3", r"row 0 has a run of 15 image placeholder tokens at position 4, not a whole number of 4x4 tiles"),
+        ("internvl", r"row 0 has a run of 15 image placeholder tokens at position 4, not a whole number of 4x4"),
+        ("mistral3", r"image 0 \(2 rows of 3 tokens from image_sizes\) does not match row 0 at position 3"),
+    ],
+)
+def test_tiles_that_do_not_match_the_placeholders_fail_clearly(family, message):
+    model = mmrope_hf.patch_model(tiny(family), "mrope-i")
+    inputs = inputs_for(family, [[3, ("image", 56, 84) if family == "mistral3" else ("image", 112, 112), 2]])
+    keep = torch.ones(inputs["input_ids"].shape[1], dtype=torch.bool)
+    keep[4] = False  # one placeholder token fewer than the image's features
+    short = {k: v[:, keep] if k in ("input_ids", "attention_mask", "token_type_ids") else v for k, v in inputs.items()}
+    for call in (lambda: model(**short), lambda: generate(model, short)):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
 def test_a_tile_that_is_not_a_patch_grid_fails_clearly():
     """NeXT with a CLIP tower and the "full" strategy keeps the CLS feature in every tile: no grid to lay out (the
     stock model cannot pack it either)."""
@@ -356,6 +440,7 @@ def test_a_tile_that_is_not_a_patch_grid_fails_clearly():
         model(**inputs, vision_feature_select_strategy="full")
 
 
+@pytest.mark.parametrize("family", LLAVA_FAMILIES)
 def test_offline_processor_output_runs_patched(family):
     """The family's processor (PIL image processor, offline tokenizer) lays out exactly what the adapter expects."""
     processor = offline_llava_processor(family)
@@ -399,13 +484,30 @@ def test_other_language_models_inside(family, text_model):
     torch.testing.assert_close(out.logits[-1], logits(model, forced)[:, -2], atol=ATOL, rtol=0)
 
 
+def test_save_and_load_round_trips_the_scheme(family, tmp_path):
+    """Saved patched, loaded through the auto class: the same scheme on the loaded weights (the expectation is the
+    same file loaded stock, then patched)."""
+    patched = mmrope_hf.patch_model(tiny(family), "mrope-i")
+    patched.save_pretrained(tmp_path)
+    auto = transformers.AutoModelForImageTextToText
+    loaded = auto.from_pretrained(tmp_path, attn_implementation="eager")
+    stock = auto.from_pretrained(tmp_path, attn_implementation="eager", mmrope=None)
+    assert type(loaded) is type(patched) and not mmrope_hf.is_patched(stock)
+    assert mmrope_hf.patch_info(loaded) == mmrope_hf.patch_info(patched)
+    inputs = inputs_for(family)
+    stock_logits = logits(stock, inputs)
+    assert torch.equal(logits(loaded, inputs), logits(mmrope_hf.patch_model(stock, "mrope-i"), inputs))
+    assert not torch.equal(logits(loaded, inputs), stock_logits)
+
+
+@pytest.mark.parametrize("family", ["llava_next", *TILE_FAMILIES])
 @pytest.mark.parametrize("checkpointing", ["non-reentrant", "reentrant"])
-def test_backward_with_and_without_gradient_checkpointing(checkpointing):
-    inputs = inputs_for("llava_next")
+def test_backward_with_and_without_gradient_checkpointing(family, checkpointing):
+    inputs = inputs_for(family)
     labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
     results = []
     for enabled in (False, True):
-        model = mmrope_hf.patch_model(tiny_llava("llava_next"), "circle").train()  # two position sets
+        model = mmrope_hf.patch_model(tiny(family), "circle").train()  # two position sets
         if enabled:
             model.activation_checkpointing_enable({"use_reentrant": checkpointing == "reentrant"})
         loss = model(**inputs, labels=labels).loss

@@ -39,6 +39,11 @@ def test_every_supported_model_type_has_an_adapter():
         "glm_ocr",
         "paddleocr_vl",
         "llava",
+        "gemma3",
+        "idefics3",
+        "smolvlm",
+        "internvl",
+        "mistral3",
         "llava_next",
         "llava_onevision",
     }

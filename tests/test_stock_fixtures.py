@@ -1,4 +1,5 @@
-"""The patched `mrope` scheme reproduces stored outputs of the unpatched models (tests/fixtures/make_reference.py).
+"""Each family's stock-equivalent scheme (`mrope`; `vanilla` on the 1D-RoPE families) reproduces stored outputs of
+the unpatched models (tests/fixtures/make_reference.py).
 
 A drift prints which family, prompt and tensor, and the largest error. Qwen2/2.5-VL are compared with
 ``vision_advance="spatial"``, the transformers 5.23 rule after multi-group videos (the default follows max + 1,
@@ -17,13 +18,14 @@ from safetensors import safe_open
 import mmrope_hf
 from mmrope_hf.positions.registry import POSITION_DESIGNS
 from mmrope_hf.positions.design import PositionDesign, RowPositions
-from mmrope_hf.testing import MROPE_FAMILIES, tiny_model
+from mmrope_hf.patches import ADAPTERS
+from mmrope_hf.testing import MROPE_FAMILIES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 
 from make_reference import ROPE_KEYS, pixel_checksum, sampled_logits  # noqa: E402
-from reference_prompts import prompts  # noqa: E402
+from reference_prompts import ONE_D_FAMILIES, prompts, tiny  # noqa: E402
 
 LOGITS_ATOL = 1e-5
 
@@ -63,15 +65,16 @@ def drift(family: str, model) -> list[str]:
     return problems
 
 
-def patched_mrope(family: str):
+def patched_stock_scheme(family: str):
+    """The family's tiny model patched with the scheme the README's family table marks ``stock``."""
     advance = {"vision_advance": "spatial"} if family in ("qwen2_vl", "qwen2_5_vl") else {}
-    return mmrope_hf.patch_model(tiny_model(family), "mrope", **advance)
+    return mmrope_hf.patch_model(tiny(family), ADAPTERS.get(family).stock_scheme, **advance)
 
 
-@pytest.mark.parametrize("family", MROPE_FAMILIES)
-def test_patched_mrope_matches_the_stored_stock_outputs(family):
-    problems = drift(family, patched_mrope(family))
-    assert not problems, "patched mrope drifted from the stock fixtures:\n" + "\n".join(problems)
+@pytest.mark.parametrize("family", (*MROPE_FAMILIES, *ONE_D_FAMILIES))
+def test_the_stock_scheme_matches_the_stored_stock_outputs(family):
+    problems = drift(family, patched_stock_scheme(family))
+    assert not problems, "the stock-equivalent scheme drifted from the stock fixtures:\n" + "\n".join(problems)
 
 
 def test_a_broken_position_rule_fails_the_parity_check(monkeypatch):
@@ -82,6 +85,6 @@ def test_a_broken_position_rule_fails_the_parity_check(monkeypatch):
         return RowPositions(row.positions[[0, 2, 1]], row.next_position)
 
     monkeypatch.setitem(POSITION_DESIGNS._items, "mrope", PositionDesign(transposed))
-    problems = drift("qwen2_vl", patched_mrope("qwen2_vl"))
+    problems = drift("qwen2_vl", patched_stock_scheme("qwen2_vl"))
     assert any("qwen2_vl/one_image/positions" in p for p in problems)
     assert any("qwen2_vl/one_image/logits: max abs error" in p for p in problems)

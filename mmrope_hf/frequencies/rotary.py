@@ -138,20 +138,91 @@ class MultimodalRotaryEmbedding(nn.Module):
         return f"num_sets={self.num_sets}, pairing={self.pairing}, plan={self.plan}"
 
 
-def probe_difference(stock: Any, rotary: MultimodalRotaryEmbedding, length: int = 16) -> str | None:
-    """How ``rotary`` differs from the ``stock`` module on probe positions (t, h and w apart where the stock module
-    recomposes three axes, 1D positions otherwise); ``None`` when cos and sin are bit-identical."""
-    device = stock.inv_freq.device
-    steps = torch.arange(length, device=device)
-    x = torch.zeros(1, device=device)
-    if hasattr(stock, "recomposition_frequencies"):
-        stock_positions = torch.stack([steps, 3 * steps + 1, 5 * steps + 2])[:, None]  # (3, 1, L)
-    else:
-        stock_positions = (7 * steps + 3)[None]  # (1, L)
-    ours_positions = stock_positions.expand(3, -1, -1) if stock_positions.ndim == 2 else stock_positions
-    for name, want, got in zip(("cos", "sin"), stock(x, stock_positions), rotary(x, ours_positions), strict=True):
-        if got.shape != want.shape:
-            return f"{name} has shape {tuple(got.shape)}, the stock module's {tuple(want.shape)}"
-        if not torch.equal(got, want):
-            return f"{name} differs by up to {(got - want).abs().max().item():.3g}"
+class RotaryTable:
+    """One frequency table of a stock rotary module, as :class:`MultimodalRotaryEmbedding` reads it (``inv_freq``,
+    ``attention_scaling``, ``rope_type``): the module itself, or one layer type of a layer-typed module (Gemma 3:
+    ``{layer_type}_inv_freq`` etc., called as ``rotary(x, position_ids, layer_type)``). Read at every access, so it
+    follows the module across devices."""
+
+    def __init__(self, stock: Any, layer_type: str | None = None):
+        self.stock, self.layer_type = stock, layer_type
+
+    def _read(self, name: str) -> Any:
+        if self.layer_type is None:
+            return getattr(self.stock, name)
+        if name == "rope_type":
+            return self.stock.rope_type[self.layer_type]
+        return getattr(self.stock, f"{self.layer_type}_{name}")
+
+    @property
+    def inv_freq(self) -> torch.Tensor:
+        return self._read("inv_freq")
+
+    @property
+    def attention_scaling(self) -> float:
+        return self._read("attention_scaling")
+
+    @property
+    def rope_type(self) -> str:
+        return self._read("rope_type")
+
+    def __call__(self, x: torch.Tensor, position_ids: torch.Tensor):
+        if self.layer_type is None:
+            return self.stock(x, position_ids)
+        return self.stock(x, position_ids, self.layer_type)
+
+
+def rotary_tables(stock: Any) -> dict[str | None, RotaryTable]:
+    """The frequency tables of a stock rotary: ``{None: table}`` for one ``inv_freq``, ``{layer_type: table}`` for a
+    layer-typed module (one ``{layer_type}_inv_freq`` per entry of its ``layer_types``)."""
+    if hasattr(stock, "inv_freq") or not hasattr(stock, "layer_types"):
+        return {None: RotaryTable(stock)}
+    return {layer_type: RotaryTable(stock, layer_type) for layer_type in sorted(set(stock.layer_types))}
+
+
+class LayerTypedRotaryEmbedding(nn.Module):
+    """A :class:`MultimodalRotaryEmbedding` per layer type, for a stock module that keeps one frequency table per
+    layer type (Gemma 3: local and global theta); called as the stock one, ``rotary(x, position_ids, layer_type)``.
+    Every table uses the same plan and position sets."""
+
+    def __init__(self, stock: Any, plan: FrequencyPlan, **options: Any):
+        super().__init__()
+        self.stock = stock
+        self.layer_tables = nn.ModuleDict(
+            {str(t): MultimodalRotaryEmbedding(table, plan, **options) for t, table in rotary_tables(stock).items()}
+        )
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor, layer_type: str):
+        return self.layer_tables[layer_type](x, position_ids)
+
+
+def multimodal_rotary(stock: Any, plan: FrequencyPlan, **options: Any) -> nn.Module:
+    """The module that replaces ``stock``: a :class:`MultimodalRotaryEmbedding`, or a
+    :class:`LayerTypedRotaryEmbedding` when the stock module keeps one table per layer type (``options``: those of
+    :class:`MultimodalRotaryEmbedding`)."""
+    if set(rotary_tables(stock)) == {None}:
+        return MultimodalRotaryEmbedding(stock, plan, **options)
+    return LayerTypedRotaryEmbedding(stock, plan, **options)
+
+
+def probe_difference(stock: Any, rotary: Any, length: int = 16) -> str | None:
+    """How ``rotary`` (from :func:`multimodal_rotary`) differs from the ``stock`` module on probe positions (t, h and
+    w apart where the stock module recomposes three axes, 1D positions otherwise), table by table; ``None`` when
+    cos and sin are bit-identical."""
+    for layer_type, table in rotary_tables(stock).items():
+        ours = rotary if layer_type is None else rotary.layer_tables[layer_type]
+        device = table.inv_freq.device
+        steps = torch.arange(length, device=device)
+        x = torch.zeros(1, device=device)
+        if hasattr(stock, "recomposition_frequencies"):
+            stock_positions = torch.stack([steps, 3 * steps + 1, 5 * steps + 2])[:, None]  # (3, 1, L)
+        else:
+            stock_positions = (7 * steps + 3)[None]  # (1, L)
+        ours_positions = stock_positions.expand(3, -1, -1) if stock_positions.ndim == 2 else stock_positions
+        where = "" if layer_type is None else f" ({layer_type} layers)"
+        for name, want, got in zip(("cos", "sin"), table(x, stock_positions), ours(x, ours_positions), strict=True):
+            if got.shape != want.shape:
+                return f"{name}{where} has shape {tuple(got.shape)}, the stock module's {tuple(want.shape)}"
+            if not torch.equal(got, want):
+                return f"{name}{where} differs by up to {(got - want).abs().max().item():.3g}"
     return None

@@ -30,7 +30,7 @@ from mmrope_hf.compat import check_transformers_version
 from mmrope_hf.config import NATIVE, MMRopeConfig, resolve_config
 from mmrope_hf.frequencies.allocation import ALLOCATIONS, FrequencyPlan
 from mmrope_hf.frequencies.apply import install_dispatcher
-from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding, StackedCosSin, probe_difference
+from mmrope_hf.frequencies.rotary import StackedCosSin, multimodal_rotary, probe_difference, rotary_tables
 from mmrope_hf.patching.families import adapter_for
 from mmrope_hf.patching.rope_index import install_packed_relay, install_rope_index
 from mmrope_hf.patching.state import STATE_ATTR, PatchState, find_state
@@ -57,10 +57,9 @@ def _check_native_rotary(handles: ModelHandles, native: FrequencyPlan) -> None:
     """The adapter's account of the stock rotary (pair map, section, channel pairing) must reproduce its cos/sin
     bit for bit on a probe, or patching stops: a wrong account would silently change every scheme."""
     stock = handles.rotary
-    if stock.inv_freq.device.type == "meta":
+    if any(table.inv_freq.device.type == "meta" for table in rotary_tables(stock).values()):
         return
-    ours = MultimodalRotaryEmbedding(stock, native, pairing=handles.pairing)
-    difference = probe_difference(stock, ours)
+    difference = probe_difference(stock, multimodal_rotary(stock, native, pairing=handles.pairing))
     if difference is not None:
         raise RuntimeError(
             f"{type(stock).__name__} does not lay out its frequencies as the {handles.rope_owner.config.model_type} "
@@ -106,15 +105,19 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     unpatch_model(model)
     handles = adapter.locate(model)
     stock_rotary = handles.rotary
-    if "dynamic" in stock_rotary.rope_type or "longrope" in stock_rotary.rope_type:
-        raise ValueError(
-            f"rope_type {stock_rotary.rope_type!r} updates its frequencies per call; "
-            f"mmrope-hf supports static rope types"
-        )
+    tables = rotary_tables(stock_rotary).values()
+    for rope_type in (table.rope_type for table in tables):
+        if "dynamic" in rope_type or "longrope" in rope_type:
+            raise ValueError(
+                f"rope_type {rope_type!r} updates its frequencies per call; mmrope-hf supports static rope types"
+            )
     schedule = layer_schedule(
         config.position, config.stagger_with, config.layers, len(handles.layers), handles.skipped_layers
     )
-    num_pairs = stock_rotary.inv_freq.shape[-1]
+    pair_counts = {table.inv_freq.shape[-1] for table in tables}
+    if len(pair_counts) != 1:
+        raise ValueError(f"the layer types of {type(stock_rotary).__name__} rotate {sorted(pair_counts)} pairs")
+    num_pairs = pair_counts.pop()
     _check_native_rotary(handles, _native_plan(handles, num_pairs))
     plan = _frequency_plan(config, handles, num_pairs)
     if dict(config.options).get("nope_heads"):
@@ -130,10 +133,10 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     undo.set_attr(
         handles.rotary_parent,
         handles.rotary_name,
-        MultimodalRotaryEmbedding(
+        multimodal_rotary(
             stock_rotary,
             plan,
-            schedule.num_sets,
+            num_sets=schedule.num_sets,
             spatial_from_t=[d in SPATIAL_FROM_T for d in schedule.designs],
             pairing=handles.pairing,
         ),

@@ -25,6 +25,7 @@ from mmrope_hf.testing.qwen import (
     tiny_model,
     vision_patch_size,
 )
+from mmrope_hf.testing.tiles import TILE_FAMILIES, build_tile_inputs, tiny_tile_config, tiny_tile_model
 
 __all__ = [
     "FAMILIES",
@@ -32,8 +33,10 @@ __all__ = [
     "IMAGE_TOKEN",
     "VIDEO_TOKEN",
     "LLAVA_FAMILIES",
+    "TILE_FAMILIES",
     "build_inputs",
     "build_llava_inputs",
+    "build_tile_inputs",
     "has_video",
     "llava_placeholder_counts",
     "offline_llava_processor",
@@ -45,5 +48,7 @@ __all__ = [
     "tiny_llava",
     "tiny_llava_config",
     "tiny_model",
+    "tiny_tile_config",
+    "tiny_tile_model",
     "vision_patch_size",
 ]
