@@ -8,9 +8,35 @@ from __future__ import annotations
 from mmrope_hf.adapters import ModelAdapter
 from mmrope_hf.registry import Registry
 
-from . import gemma3, glm4v, idefics3, internvl, llava, mistral3, paddleocr_vl, qwen2_5_vl, qwen2_vl, qwen3_5, qwen3_vl
+from . import (
+    cosmos3_edge,
+    gemma3,
+    glm4v,
+    idefics3,
+    internvl,
+    llava,
+    mistral3,
+    paddleocr_vl,
+    qwen2_5_vl,
+    qwen2_vl,
+    qwen3_5,
+    qwen3_vl,
+)
 
-_FAMILIES = (qwen2_vl, qwen2_5_vl, qwen3_vl, qwen3_5, glm4v, paddleocr_vl, llava, gemma3, idefics3, internvl, mistral3)
+_FAMILIES = (
+    qwen2_vl,
+    qwen2_5_vl,
+    qwen3_vl,
+    qwen3_5,
+    glm4v,
+    paddleocr_vl,
+    cosmos3_edge,
+    llava,
+    gemma3,
+    idefics3,
+    internvl,
+    mistral3,
+)
 
 ADAPTERS: Registry[ModelAdapter] = Registry("model type")
 for _family in _FAMILIES:

@@ -56,11 +56,12 @@ _QWEN3_5_TEXT = dict(
 class _Spec:
     """How to build one family's tiny model and lay out its inputs.
 
-    ``vision_out``: the vision-config key that must equal the text hidden size (the merger's output).
-    ``pixels``: ``flat`` rows of ``channels * temporal_patch * patch * patch`` per patch (Qwen, GLM), or ``patches``
-    of ``(channels, patch, patch)`` (PaddleOCR-VL's SigLIP embedding). ``per_frame``: every temporal group of a video
-    is its own block behind a one-token timestamp (Qwen3-VL, Qwen3.5, GLM). ``video_token``: GLM marks video
-    features with the image token (the token types still say video).
+    ``top``: top-level config extras (special tokens, projector size). ``vision_out``: the vision-config key that
+    must equal the text hidden size (the merger's output). ``pixels``: ``flat`` rows of ``channels * temporal_patch
+    * patch * patch`` per patch (Qwen, GLM; ``temporal_patch`` 1 for Cosmos3-Edge's linear patch embedding), or
+    ``patches`` of ``(channels, patch, patch)`` (PaddleOCR-VL's SigLIP embedding). ``per_frame``: every temporal
+    group of a video is its own block behind a one-token timestamp (Qwen3-VL, Qwen3.5, GLM, Cosmos3-Edge).
+    ``video_token``: GLM marks video features with the image token (the token types still say video).
     """
 
     config: str
@@ -68,12 +69,11 @@ class _Spec:
     patch: int
     text: dict = field(default_factory=dict)
     vision: dict = field(default_factory=dict)
-    tokens: dict = field(
-        default_factory=lambda: dict(vision_start_token_id=VISION_START, vision_end_token_id=VISION_END)
-    )
+    top: dict = field(default_factory=lambda: dict(vision_start_token_id=VISION_START, vision_end_token_id=VISION_END))
     processor: str | None = None
     vision_out: str | None = "out_hidden_size"
     pixels: str = "flat"
+    temporal_patch: int = TEMPORAL_PATCH
     per_frame: bool = False
     video_token: int | None = VIDEO_TOKEN  # None: the family takes no video
 
@@ -197,6 +197,24 @@ _SPECS = {
         pixels="patches",
         video_token=None,
     ),
+    "cosmos3_edge": _Spec(
+        "Cosmos3EdgeConfig",
+        "Cosmos3EdgeForConditionalGeneration",
+        16,
+        dict(head_dim=32, rope_parameters=_rope([6, 5, 5])),
+        dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_patches=16,
+            spatial_merge_size=MERGE,
+        ),
+        dict(vision_start_token_id=VISION_START, vision_end_token_id=VISION_END, projector_hidden_size=64),
+        vision_out=None,
+        per_frame=True,
+        temporal_patch=1,
+    ),
 }
 MROPE_FAMILIES = tuple(_SPECS)  # every family above: FAMILIES and the ones without an offline processor
 
@@ -214,7 +232,7 @@ def vision_patch_size(family: str) -> int:
 
 def pixel_dim(family: str) -> int:
     """Width of one row of flat ``pixel_values``: channels * temporal_patch_size * patch * patch."""
-    return CHANNELS * TEMPORAL_PATCH * vision_patch_size(family) ** 2
+    return CHANNELS * _spec(family).temporal_patch * vision_patch_size(family) ** 2
 
 
 def has_video(family: str) -> bool:
@@ -253,7 +271,7 @@ def tiny_config(family: str, **text_overrides) -> transformers.PreTrainedConfig:
         image_token_id=IMAGE_TOKEN,
         video_token_id=VIDEO_TOKEN,
         tie_word_embeddings=False,
-        **spec.tokens,
+        **spec.top,
     )
 
 
