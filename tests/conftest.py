@@ -14,6 +14,16 @@ import torch
 
 from mmrope_hf.testing import MROPE_FAMILIES, build_inputs, tiny_model
 
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """accelerate keeps one process-wide state (a Trainer's bf16 mixed precision, say) that every later
+    ``Accelerator()`` reuses; reset it after each test so that no test's result depends on the order."""
+    yield
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state(reset_partial_state=True)
+
 # The models are tiny: one thread avoids the thread pool's start-up and contention costs (several times faster
 # on the 2-core CI machine); the benchmarks, not the tests, measure speed.
 torch.set_num_threads(1)

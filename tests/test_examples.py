@@ -94,8 +94,9 @@ def test_every_command_has_useful_help(command):
 
 
 def test_ci_runs_the_readme_test_command():
-    command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert command.endswith("-m pytest -q")
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    [command] = [line for line in lines if line.startswith("python3 -m venv .venv ")]  # the main suite
+    assert " -m pytest -q" in command
     assert f"```bash\n{command}\n```" in (ROOT / "README.md").read_text()
 
 
