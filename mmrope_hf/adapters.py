@@ -33,7 +33,10 @@ class ModelHandles:
         native_frequency / native_section: the model's own allocation and ``mrope_section``.
         spatial_merge_size: patches merged per side by the vision tower.
         split_video_frames: whether each temporal group of a video is its own block (Qwen3-VL).
-        pairing: the rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J: GLM-4.1V, GLM-OCR).
+        temporal_merge_size: video frames merged into one temporal group by the vision tower (ERNIE-4.5-VL: 2).
+        pairing: the rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J: GLM-4.1V, GLM-OCR, ERNIE).
+        pair_order: where the stock rotary keeps the frequency of each rotary pair in its ``inv_freq``, when not in
+            order (ERNIE-4.5-VL stores them pre-permuted for its own allocation); ``None``: in order.
         video_intervals: ``(video_grid_thw, second_per_grid_ts) -> one temporal interval per video``.
         install: ``(state, undo) -> None``, the family's own position plumbing (hooks, recorded in ``undo``), for
             models without ``get_rope_index`` (LLaVA); ``None`` (Qwen-VL) replaces ``rope_owner.get_rope_index``.
@@ -55,7 +58,9 @@ class ModelHandles:
     video_intervals: Callable[[torch.Tensor | None, torch.Tensor | None], list]
     install: Callable[[Any, Any], None] | None = None
     skipped_layers: int = 0
+    temporal_merge_size: int = 1
     pairing: str = "half"
+    pair_order: tuple[int, ...] | None = None
 
     @property
     def rotary(self) -> Any:

@@ -10,6 +10,7 @@ from mmrope_hf.registry import Registry
 
 from . import (
     cosmos3_edge,
+    ernie4_5_vl_moe,
     gemma3,
     glm4v,
     idefics3,
@@ -30,6 +31,7 @@ _FAMILIES = (
     qwen3_5,
     glm4v,
     paddleocr_vl,
+    ernie4_5_vl_moe,
     cosmos3_edge,
     llava,
     gemma3,

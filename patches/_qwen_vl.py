@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +32,10 @@ class QwenVLAdapter:
         rope_index_args: stock positional order of ``get_rope_index``.
         video_intervals: per-video temporal interval, from the model config (bound in :meth:`locate`).
         pairing: the rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J).
+        section_order: where the config's ``mrope_section`` lists the t, h and w counts (ERNIE: [h, w, t]).
+        pair_order: ``(mrope_section, num_pairs) -> where the stock inv_freq keeps each pair's frequency``, for a
+            rotary that stores them permuted (ERNIE); ``None``: in order.
+        temporal_merge: the ``vision_config`` attribute counting the video frames of one temporal group, if any.
         notes: what the family does differently, in a few words (the README's family table).
     """
 
@@ -41,6 +45,9 @@ class QwenVLAdapter:
     rope_index_args: tuple[str, ...] = ROPE_INDEX_ARGS
     video_intervals: Callable[[nn.Module], Callable] = lambda model: unit_intervals
     pairing: str = "half"
+    section_order: tuple[int, int, int] = (0, 1, 2)
+    pair_order: Callable[[Sequence[int], int], tuple[int, ...]] | None = None
+    temporal_merge: str | None = None
     notes: str = ""
     stock_scheme: str = "mrope"
 
@@ -54,9 +61,11 @@ class QwenVLAdapter:
             raise missing_attribute("language_model", owner)
         stack = text_stack(owner, text, ("recomposition_frequencies",))
         vision: Any = getattr(owner.config, "vision_config", None)
-        if not hasattr(vision, "spatial_merge_size"):
-            raise missing_attribute("config.vision_config.spatial_merge_size", owner)
+        for attribute in ("spatial_merge_size", self.temporal_merge):
+            if attribute is not None and not hasattr(vision, attribute):
+                raise missing_attribute(f"config.vision_config.{attribute}", owner)
         section = text.config.rope_parameters.get("mrope_section") or self.default_section
+        num_pairs = stack.rotary.inv_freq.shape[-1]
         return ModelHandles(
             rope_owner=owner,
             rope_index_args=self.rope_index_args,
@@ -67,12 +76,14 @@ class QwenVLAdapter:
             rotary_apply=(stack.modeling, "apply_rotary_pos_emb"),
             generation_owner=generation_owner(model, owner),
             native_frequency=self.native_frequency,
-            native_section=tuple(section),
+            native_section=tuple(section[i] for i in self.section_order),
             spatial_merge_size=vision.spatial_merge_size,
             split_video_frames=self.split_video_frames,
             video_intervals=self.video_intervals(owner),
             skipped_layers=stack.skipped_layers,
+            temporal_merge_size=getattr(vision, self.temporal_merge) if self.temporal_merge else 1,
             pairing=self.pairing,
+            pair_order=self.pair_order(section, num_pairs) if self.pair_order else None,
         )
 
 

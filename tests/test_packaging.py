@@ -38,6 +38,7 @@ def test_every_supported_model_type_has_an_adapter():
         "glm46v",
         "glm_ocr",
         "paddleocr_vl",
+        "ernie4_5_vl_moe",
         "cosmos3_edge",
         "llava",
         "gemma3",

@@ -22,6 +22,8 @@ def rope_index(model, inputs):
 def test_mrope_is_bit_identical_to_stock(family, model, prompt):
     if "video" in prompt and not has_video(family):
         pytest.skip(f"{family} takes no video")
+    if prompt == "video_one_frame" and family == "ernie4_5_vl_moe":
+        pytest.skip("ERNIE-4.5-VL merges frame pairs: a one-frame video has no temporal group (stock fails too)")
     inputs = inputs_for(family, prompt)
     stock_positions, stock_deltas = rope_index(model, inputs)
     stock_logits = logits(model, inputs)

@@ -1,7 +1,7 @@
 """Each family's stock-equivalent scheme (`mrope`; `vanilla` on the 1D-RoPE families) reproduces stored outputs of
 the unpatched models (tests/fixtures/make_reference.py).
 
-A drift prints which family, prompt and tensor, and the largest error. Qwen2/2.5-VL are compared with
+A drift prints which family, prompt and tensor, and the largest error. Qwen2/2.5-VL and ERNIE are compared with
 ``vision_advance="spatial"``, the transformers 5.23 rule after multi-group videos (the default follows max + 1,
 see README); on every other input the two rules agree.
 """
@@ -67,7 +67,7 @@ def drift(family: str, model) -> list[str]:
 
 def patched_stock_scheme(family: str):
     """The family's tiny model patched with the scheme the README's family table marks ``stock``."""
-    advance = {"vision_advance": "spatial"} if family in ("qwen2_vl", "qwen2_5_vl") else {}
+    advance = {"vision_advance": "spatial"} if family in ("qwen2_vl", "qwen2_5_vl", "ernie4_5_vl_moe") else {}
     return mmrope_hf.patch_model(tiny(family), ADAPTERS.get(family).stock_scheme, **advance)
 
 

@@ -67,11 +67,14 @@ class MultimodalRotaryEmbedding(nn.Module):
             (``text-spatial-reset``); such sets are read as ``(t, h - t, w - t)``.
         pairing (`str`, *optional*): the stock rotary's channel pairing, ``half`` (NeoX) or ``adjacent`` (GPT-J);
             see :data:`~mmrope_hf.frequencies.apply.PAIRINGS`.
+        pair_order (`Sequence[int]`, *optional*): where the stock ``inv_freq`` keeps the frequency of each pair, when
+            not in order (ERNIE-4.5-VL stores them permuted for its own allocation).
     """
 
     pair_axes: torch.Tensor
     pair_scale: torch.Tensor | None
     spatial_from_t: torch.Tensor | None
+    pair_order: torch.Tensor | None
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class MultimodalRotaryEmbedding(nn.Module):
         num_sets: int = 1,
         spatial_from_t: Sequence[bool] = (),
         pairing: str = "half",
+        pair_order: Sequence[int] | None = None,
     ):
         super().__init__()
         if pairing not in PAIRINGS:
@@ -99,6 +103,8 @@ class MultimodalRotaryEmbedding(nn.Module):
         relative = [[0, int(r), int(r)] for r in list(spatial_from_t) + [False] * (num_sets - len(spatial_from_t))]
         mask = torch.tensor(relative, dtype=torch.long).view(num_sets, 3, 1, 1) if any(spatial_from_t) else None
         self.register_buffer("spatial_from_t", mask, persistent=False)
+        order = None if pair_order is None else torch.tensor(list(pair_order), dtype=torch.long)
+        self.register_buffer("pair_order", order, persistent=False)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
@@ -108,6 +114,8 @@ class MultimodalRotaryEmbedding(nn.Module):
             sets = sets - sets[:, :1] * self.spatial_from_t.to(x.device)
         stock: Any = self.stock
         inv_freq = stock.inv_freq.to(device=x.device, dtype=torch.float)
+        if self.pair_order is not None:  # the stock module's storage order -> pair order
+            inv_freq = inv_freq[..., self.pair_order.to(x.device)]
         if self.pair_scale is not None:  # NoPE pairs (0) and scaled-base pairs
             inv_freq = inv_freq * self.pair_scale.to(x.device)
         with torch.autocast(device_type=x.device.type, enabled=False):

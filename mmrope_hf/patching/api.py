@@ -59,7 +59,8 @@ def _check_native_rotary(handles: ModelHandles, native: FrequencyPlan) -> None:
     stock = handles.rotary
     if any(table.inv_freq.device.type == "meta" for table in rotary_tables(stock).values()):
         return
-    difference = probe_difference(stock, multimodal_rotary(stock, native, pairing=handles.pairing))
+    ours = multimodal_rotary(stock, native, pairing=handles.pairing, pair_order=handles.pair_order)
+    difference = probe_difference(stock, ours)
     if difference is not None:
         raise RuntimeError(
             f"{type(stock).__name__} does not lay out its frequencies as the {handles.rope_owner.config.model_type} "
@@ -139,6 +140,7 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
             num_sets=schedule.num_sets,
             spatial_from_t=[d in SPATIAL_FROM_T for d in schedule.designs],
             pairing=handles.pairing,
+            pair_order=handles.pair_order,
         ),
     )
     if plan.head_axes is not None:  # released by unpatch_model, or when the model is garbage-collected

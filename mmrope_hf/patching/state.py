@@ -105,6 +105,7 @@ class PatchState:
                 video_grid_thw,
                 handles.video_intervals(video_grid_thw, second_per_grid_ts),
                 split_frames=handles.split_video_frames,
+                temporal_merge=handles.temporal_merge_size,
             ),
         ]
         return positions_for(

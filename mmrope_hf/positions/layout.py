@@ -48,10 +48,12 @@ def visual_items(
     grid_thw: torch.Tensor | None,
     intervals: Sequence[float | torch.Tensor] | None = None,
     split_frames: bool = False,
+    temporal_merge: int = 1,
 ) -> VisualItems:
-    """Grids of one modality; ``split_frames`` turns a (T, h, w) video into T (1, h, w) items (Qwen3-VL)."""
+    """Grids of one modality; ``split_frames`` turns a (T, h, w) video into T (1, h, w) items (Qwen3-VL);
+    ``temporal_merge`` frames form one temporal group (ERNIE-4.5-VL: a (T, h, w) video has T // 2 groups)."""
     grids: list[tuple[int, int, int]] = (
-        [] if grid_thw is None else [(int(t), int(h), int(w)) for t, h, w in grid_thw.tolist()]
+        [] if grid_thw is None else [(int(t) // temporal_merge, int(h), int(w)) for t, h, w in grid_thw.tolist()]
     )
     intervals = list(intervals) if intervals is not None else [1.0] * len(grids)
     if len(intervals) != len(grids):

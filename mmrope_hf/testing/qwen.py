@@ -61,7 +61,8 @@ class _Spec:
     * patch * patch`` per patch (Qwen, GLM; ``temporal_patch`` 1 for Cosmos3-Edge's linear patch embedding), or
     ``patches`` of ``(channels, patch, patch)`` (PaddleOCR-VL's SigLIP embedding). ``per_frame``: every temporal
     group of a video is its own block behind a one-token timestamp (Qwen3-VL, Qwen3.5, GLM, Cosmos3-Edge).
-    ``video_token``: GLM marks video features with the image token (the token types still say video).
+    ``temporal_merge``: frames per temporal group of a video (ERNIE-4.5-VL: 2). ``video_token``: GLM marks video
+    features with the image token (the token types still say video).
     """
 
     config: str
@@ -75,6 +76,7 @@ class _Spec:
     pixels: str = "flat"
     temporal_patch: int = TEMPORAL_PATCH
     per_frame: bool = False
+    temporal_merge: int = 1
     video_token: int | None = VIDEO_TOKEN  # None: the family takes no video
 
 
@@ -196,6 +198,26 @@ _SPECS = {
         vision_out=None,
         pixels="patches",
         video_token=None,
+    ),
+    "ernie4_5_vl_moe": _Spec(
+        "Ernie4_5_VLMoeConfig",
+        "Ernie4_5_VLMoeForConditionalGeneration",
+        14,
+        dict(
+            head_dim=32,
+            rope_parameters=_rope([6, 6, 4]),  # ERNIE lists [h, w, t]
+            moe_intermediate_size=[64, 64],
+            moe_k=2,
+            moe_num_experts=4,
+            moe_num_shared_experts=0,
+        ),
+        dict(
+            depth=1, num_heads=2, spatial_merge_size=MERGE, temporal_merge_size=2, hidden_size=32, intermediate_size=64
+        ),
+        dict(_GLM_TOKENS, video_start_token_id=VISION_START, video_end_token_id=VISION_END),
+        vision_out=None,
+        temporal_merge=2,
+        temporal_patch=1,
     ),
     "cosmos3_edge": _Spec(
         "Cosmos3EdgeConfig",
@@ -328,7 +350,8 @@ def build_inputs(
                 if per_frame:  # timestamp text token, e.g. "<0.5 seconds>" collapsed to one id
                     ids.append(int(torch.randint(*TEXT_IDS, (1,), generator=gen)))
                     types.append(0)
-                n = (h * w if per_frame else t * h * w) // MERGE**2
+                groups = 1 if per_frame else t // spec.temporal_merge if kind == "video" else t
+                n = groups * h * w // MERGE**2
                 ids += [VISION_START] + [token] * n + [VISION_END]
                 types += [0] + [type_id] * n + [0]
         seqs.append((ids, types))

@@ -84,9 +84,12 @@ class MMRopeCollator:
         if isinstance(scheme_or_model, nn.Module):
             if options:
                 raise TypeError(f"scheme options {sorted(options)} only apply when a scheme (not a model) is given")
-            self._positions, self.spatial_merge_size, self.split_video_frames = model_positions(scheme_or_model)
+            self._positions, self.spatial_merge_size, self.split_video_frames, self.temporal_merge = model_positions(
+                scheme_or_model
+            )
         else:
             self.spatial_merge_size, self.split_video_frames = spatial_merge_size, split_video_frames
+            self.temporal_merge = 1
             self._positions = scheme_positions(
                 scheme_or_model, spatial_merge_size, tokens_per_second, split_video_frames, num_layers, options
             )
@@ -111,7 +114,10 @@ class MMRopeCollator:
     def __call__(self, samples: Sequence[Mapping[str, Any]]) -> dict:
         if not samples:
             raise ValueError("no samples to collate")
-        parsed = [parse_sample(s, i, self.spatial_merge_size, self.mask_visual_labels) for i, s in enumerate(samples)]
+        parsed = [
+            parse_sample(s, i, self.spatial_merge_size, self.mask_visual_labels, self.temporal_merge)
+            for i, s in enumerate(samples)
+        ]
         if self.mode == "padded":
             return padded_batch(parsed, self.positions, self.padding_side, self.pad_token_id)
         limit = self.max_length or max(len(s["input_ids"]) for s in parsed)

@@ -16,9 +16,9 @@ PositionFunction = Callable[..., torch.Tensor]
 ``(3K, B, L)`` positions."""
 
 
-def model_positions(model: nn.Module) -> tuple[PositionFunction, int, bool]:
+def model_positions(model: nn.Module) -> tuple[PositionFunction, int, bool, int]:
     """The position function of a patched model (its scheme, schedule, video timing and training mode), with its
-    spatial merge size and frame splitting."""
+    spatial merge size, frame splitting and temporal merge (frames per temporal group of a video)."""
     from mmrope_hf.patching.state import find_state
 
     state = find_state(model)
@@ -33,7 +33,8 @@ def model_positions(model: nn.Module) -> tuple[PositionFunction, int, bool]:
             input_ids, mm_token_type_ids, image_grid_thw, video_grid_thw, attention_mask, second_per_grid_ts
         )[0]
 
-    return positions, state.handles.spatial_merge_size, state.handles.split_video_frames
+    handles = state.handles
+    return positions, handles.spatial_merge_size, handles.split_video_frames, handles.temporal_merge_size
 
 
 def scheme_positions(

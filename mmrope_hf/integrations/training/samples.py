@@ -26,9 +26,11 @@ def _row(value: Any, key: str, index: int) -> torch.Tensor:
     return tensor.long()
 
 
-def parse_sample(raw: Mapping[str, Any], index: int, spatial_merge_size: int, mask_visual_labels: bool) -> dict:
+def parse_sample(
+    raw: Mapping[str, Any], index: int, spatial_merge_size: int, mask_visual_labels: bool, temporal_merge: int = 1
+) -> dict:
     """One processor output -> unpadded ``input_ids``, ``mm_token_type_ids``, ``labels`` and its visual fields, with
-    the grids checked against the placeholder tokens."""
+    the grids checked against the placeholder tokens (a video's frames merge ``temporal_merge`` to a group)."""
     if "mm_token_type_ids" not in raw:
         raise ValueError(
             f"sample {index} has no mm_token_type_ids (0 text, 1 image, 2 video): the positions cannot "
@@ -58,12 +60,14 @@ def parse_sample(raw: Mapping[str, Any], index: int, spatial_merge_size: int, ma
         grid = raw.get(grid_key)
         grid = None if grid is None else torch.as_tensor(grid).long().reshape(-1, 3)
         tokens = int((types == type_id).sum())
-        expected = 0 if grid is None else int(grid.prod(-1).sum()) // merge
+        groups = temporal_merge if type_id == VIDEO else 1  # frames per temporal group (ERNIE-4.5-VL videos: 2)
+        expected = 0 if grid is None else int((grid[:, 0] // groups * grid[:, 1:].prod(-1)).sum()) // merge
         if tokens != expected:
+            t = "t" if groups == 1 else f"(t//{groups})"
             raise ValueError(
                 f"sample {index}: {tokens} {name} placeholder tokens but {grid_key} "
-                f"{[] if grid is None else grid.tolist()} gives {expected} (t*h*w/{merge} per {name}); the grids do "
-                f"not match the token layout (a processor mismatch, or a truncated sample)"
+                f"{[] if grid is None else grid.tolist()} gives {expected} ({t}*h*w/{merge} per {name}); the grids "
+                f"do not match the token layout (a processor mismatch, or a truncated sample)"
             )
         if grid is not None and len(grid):
             sample[grid_key] = grid
