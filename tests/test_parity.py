@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 from conftest import PROMPTS, SCHEMES, inputs_for, logits, reference_layout
 from reference import rope_reference as ref
 
 import mmrope_hf
-from mmrope_hf.testing import has_video, tiny_model
+from mmrope_hf.testing import has_video, tiny_config, tiny_model
+from mmrope_hf.testing.qwen import seeded_model
 
 STOCK_PROMPTS = ("text", "one_image", "images", "left_padded", "video_one_frame")
 
@@ -33,6 +35,28 @@ def test_mrope_is_bit_identical_to_stock(family, model, prompt):
     assert positions.dtype == stock_positions.dtype
     assert torch.equal(deltas, stock_deltas)
     assert torch.equal(logits(model, inputs), stock_logits)
+
+
+def test_glm46v_takes_the_adapter_of_its_text_model():
+    """GLM-4.6V builds its text model from text_config: with GLM-4.1V's (adjacent channel pairs; the tiny glm46v has
+    GLM-4.5V's) ``mrope`` is still the stock model; any other text model type fails naming the supported ones."""
+    glm4v = tiny_config("glm4v")
+    tokens = {
+        k: getattr(glm4v, k) for k in ("image_token_id", "video_token_id", "image_start_token_id", "image_end_token_id")
+    }
+    config = transformers.Glm46VConfig(
+        text_config=glm4v.text_config.to_dict(), vision_config=glm4v.vision_config.to_dict(), **tokens
+    )
+    model = seeded_model(transformers.Glm46VForConditionalGeneration, config, 0, "eager")
+    inputs = inputs_for("glm4v", "images")
+    stock = logits(model, inputs)
+    mmrope_hf.patch_model(model, "mrope")
+    assert torch.equal(logits(model, inputs), stock)
+    mmrope_hf.unpatch_model(model).config.text_config.model_type = "llama"
+    with pytest.raises(
+        TypeError, match=r"glm46v model with text model type 'llama'; supported: glm4v_moe_text, glm4v_text"
+    ):
+        mmrope_hf.patch_model(model, "mrope")
 
 
 @pytest.mark.parametrize("family", ["qwen3_vl", "qwen3_vl_moe"])
