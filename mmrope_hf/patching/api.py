@@ -82,9 +82,10 @@ def patch_model(model: nn.Module, scheme: str | dict | MMRopeConfig = "mrope", *
     """Install a multimodal RoPE scheme on ``model`` in place and return it.
 
     Args:
-        model (`nn.Module`): a Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3-VL-MoE, LLaVA, LLaVA-NeXT or LLaVA-OneVision
-            model (``...ForConditionalGeneration``, or the inner ``...Model``; on LLaVA ``generate`` needs the outer
-            one).
+        model (`nn.Module`): a model of a supported type (``mmrope schemes --families``: Qwen-VL, Qwen3.5, GLM-4.xV,
+            ERNIE-4.5-VL, PaddleOCR-VL, Cosmos3-Edge, LLaVA, Gemma 3, Idefics3, SmolVLM, InternVL, Mistral 3), the
+            ``...ForConditionalGeneration`` or the inner ``...Model`` (on the 1D families ``generate`` needs the
+            outer one).
         scheme (`str`, `dict` or `MMRopeConfig`): a preset name (see :func:`available_schemes`), a path to a
             YAML/JSON file, a dict with a ``scheme`` key, or a config.
         **options: overrides of the preset (``temporal_stride``, ``mrope_section``, ``spatial_reset``,
