@@ -243,9 +243,7 @@ def _rotary_hook(carry: _Carry, module: nn.Module, args: tuple, kwargs: dict):
     return (x,), {**kwargs, "position_ids": carry.rows}
 
 
-def _generation_positions(
-    original, geometry: TokenLayout, state: Any, inputs_tensor: torch.Tensor, model_kwargs: dict
-):
+def _generation_positions(original, geometry: TokenLayout, state: Any, inputs_tensor: torch.Tensor, model_kwargs: dict):
     text_row = original(inputs_tensor, model_kwargs)
     input_ids = model_kwargs.get("input_ids")
     if input_ids is None or input_ids.shape[1] == 0:
