@@ -24,6 +24,7 @@ def _fresh_accelerate_state():
     if state is not None:
         state.AcceleratorState._reset_state(reset_partial_state=True)
 
+
 # The models are tiny: one thread avoids the thread pool's start-up and contention costs (several times faster
 # on the 2-core CI machine); the benchmarks, not the tests, measure speed.
 torch.set_num_threads(1)
