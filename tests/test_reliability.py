@@ -19,26 +19,83 @@ from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_half_precision_forward_is_finite_and_positions_stay_fp32(scheme, dtype):
-    model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl").to(dtype), scheme)
+def test_half_precision_forward_matches_float32_and_positions_stay_fp32(scheme, dtype):
+    """Logits within 4 eps(dtype) x max |logit| of the float32 model's (measured: 1.1 eps); in float16 that is
+    0.005, well under the 0.02-0.04 by which the schemes differ from stock, so a fall-back would show."""
     inputs = inputs_for("qwen2_5_vl", "left_padded")
+    real = inputs["attention_mask"].bool()
+    want = logits(mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), scheme), inputs)[real]
+    model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl").to(dtype), scheme)
     inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
     seen = []
     model.model.language_model.rotary_emb.register_forward_pre_hook(lambda m, args: seen.append(args[1].dtype))
-    out = logits(model, inputs)
-    assert torch.isfinite(out[inputs["attention_mask"].bool()]).all()
+    got = logits(model, inputs)[real]
+    assert got.dtype == dtype
+    atol = 4 * torch.finfo(dtype).eps * want.abs().max().item()
+    torch.testing.assert_close(got.float(), want, atol=atol, rtol=0)
     assert seen[0] in (torch.long, torch.float32)  # positions reach the rotary in int64/fp32, never in half
 
 
+def teacher_forced_log_probs(model, inputs: dict, sequences: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the generated tokens of ``sequences`` (``generate``'s rows: each input row repeated
+    ``len(sequences) // batch`` times) under full forwards over them, 0 after a row's end-of-sequence token."""
+    batch, length = inputs["input_ids"].shape
+    repeat, new = len(sequences) // batch, sequences.shape[1] - length
+    generated = sequences[:, length:]
+    out = torch.zeros(generated.shape)
+    for copy in range(repeat):  # sequences copy, copy + repeat, ... share the input batch's visual inputs
+        rows = slice(copy, None, repeat)
+        forced = dict(
+            inputs,
+            input_ids=sequences[rows],
+            attention_mask=torch.cat([inputs["attention_mask"], torch.ones(batch, new, dtype=torch.long)], 1),
+            mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(batch, new, dtype=torch.long)], 1),
+        )
+        log_probs = logits(model, forced)[:, length - 1 : -1].log_softmax(-1)
+        out[rows] = log_probs.gather(-1, generated[rows, :, None]).squeeze(-1)
+    eos = (generated == model.generation_config.eos_token_id).long()
+    return out.masked_fill(eos.cumsum(1) - eos > 0, 0.0)
+
+
 @pytest.mark.parametrize("scheme", ["mrope-i", "mhrope", "circle"])
-def test_beam_search_and_sampling_run(scheme):
+def test_beam_search_scores_equal_a_teacher_forced_forward(scheme):
+    """Every returned beam's score is the sum of its tokens' log-probabilities under a full forward over it
+    (length_penalty 0: no length normalisation)."""
     model = mmrope_hf.patch_model(tiny_model("qwen3_vl"), scheme)
     inputs = inputs_for("qwen3_vl", "left_padded")
-    beams = model.generate(**inputs, max_new_tokens=3, num_beams=3, do_sample=False, num_return_sequences=2)
-    assert beams.shape[0] == 4
+    out = model.generate(
+        **inputs,
+        max_new_tokens=3,
+        num_beams=3,
+        num_return_sequences=2,
+        length_penalty=0.0,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    assert out.sequences.shape[0] == 4
+    scores = teacher_forced_log_probs(model, inputs, out.sequences).sum(-1)
+    torch.testing.assert_close(out.sequences_scores, scores, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("scheme", ["mrope-i", "mhrope", "circle"])
+def test_top_k_sampling_draws_from_the_teacher_forced_top_k(scheme):
+    model = mmrope_hf.patch_model(tiny_model("qwen3_vl"), scheme)
+    inputs = inputs_for("qwen3_vl", "left_padded")
     torch.manual_seed(0)
-    sampled = model.generate(**inputs, max_new_tokens=3, do_sample=True, top_k=5)
-    assert sampled.shape[0] == 2
+    sampled = model.generate(
+        **inputs, max_new_tokens=3, do_sample=True, top_k=5, output_logits=True, return_dict_in_generate=True
+    )
+    length = inputs["input_ids"].shape[1]
+    forced = dict(
+        inputs,
+        input_ids=sampled.sequences,
+        attention_mask=torch.cat([inputs["attention_mask"], torch.ones(2, 3, dtype=torch.long)], 1),
+        mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(2, 3, dtype=torch.long)], 1),
+    )
+    full = logits(model, forced)[:, length - 1 : -1]
+    torch.testing.assert_close(torch.stack(sampled.logits, 1), full, atol=1e-5, rtol=0)
+    top5 = full.topk(5, dim=-1).indices
+    assert (top5 == sampled.sequences[:, length:, None]).any(-1).all()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
