@@ -25,8 +25,6 @@ import mmrope_hf
 from mmrope_hf.integrations.training import MMRopeCollator
 from mmrope_hf.testing import build_inputs, tiny_model
 
-pytestmark = pytest.mark.slow  # two fresh processes per test
-
 WORLD = 2
 STEPS = 3
 LR = 0.1

@@ -12,7 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
 def test_quickstart_runs_and_shows_both_schemes():
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
@@ -27,7 +26,6 @@ def test_quickstart_runs_and_shows_both_schemes():
     assert "is_patched = False" in out
 
 
-@pytest.mark.slow
 def test_ptd_example_shows_circle_at_zero():
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "ptd.py")], capture_output=True, text=True, check=True, timeout=120
@@ -35,7 +33,6 @@ def test_ptd_example_shows_circle_at_zero():
     assert "hard (1D, one row)         2.2222" in out and "circle (t, h, w)           0.0000" in out
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "example, expected",
     [
@@ -51,7 +48,6 @@ def test_examples_run(example, expected):
     assert expected in out
 
 
-@pytest.mark.slow
 def test_inspect_prints_the_table_and_draws(tmp_path):
     png = tmp_path / "schemes.png"
     out = subprocess.run(
@@ -89,7 +85,6 @@ def test_inspect_prints_the_table_and_draws(tmp_path):
     assert bad.returncode == 2 and "even H and W" in bad.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", [[], ["schemes"], ["resolve"], ["apply"], ["show"], ["inspect"]])
 def test_every_command_has_useful_help(command):
     out = subprocess.run(

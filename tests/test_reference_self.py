@@ -11,10 +11,8 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import rope_reference as R  # noqa: E402
-
-pytestmark = pytest.mark.oracle  # checks the oracle, not the product: not counted as product tests
 
 # (a): x0 x1 <vs> | 4x4 image (grid_thw [1,8,8], merge 2) | <ve> x4  -> 21 tokens
 EX_A = [("text", 3), ("image", 1, 4, 4), ("text", 2)]
