@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import transformers
 
-from mmrope_hf.testing.offline import BOS, EOS, IMAGE_TOKEN, PAD, TEXT_IDS, VIDEO_TOKEN, VOCAB_SIZE, offline_tokenizer
+from mmrope_hf.testing.offline import IMAGE_TOKEN, PAD, TEXT_IDS, TINY_TEXT, VIDEO_TOKEN, offline_tokenizer
 from mmrope_hf.testing.qwen import CHANNELS, seeded_model
 
 # Tiny LLaVA-1.5 / LLaVA-NeXT / LLaVA-OneVision models on the same 256-id vocab: the <|image_pad|> and <|video_pad|>
@@ -69,22 +69,7 @@ def tiny_llava_config(family: str, text_model: str | None = None, **overrides) -
     ``vision_feature_select_strategy="full"``, ``image_grid_pinpoints=[...]``).
     """
     config_cls, _, _, _, default_text, vision_type, strategy = _llava_spec(family)
-    text = dict(
-        model_type=text_model or default_text,
-        vocab_size=VOCAB_SIZE,
-        hidden_size=256,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        head_dim=32,
-        max_position_embeddings=4096,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
-        tie_word_embeddings=False,
-    )
+    text = dict(TINY_TEXT, model_type=text_model or default_text)
     vision = dict(
         model_type=vision_type,
         hidden_size=32,

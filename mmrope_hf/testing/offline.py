@@ -13,6 +13,24 @@ TEXT_IDS = (2, 200)
 VISION_START, VISION_END, IMAGE_TOKEN, VIDEO_TOKEN = 250, 251, 252, 253
 UNK, BOS = 254, 255
 VOCAB_SIZE = 256
+
+
+TINY_TEXT = dict(
+    vocab_size=VOCAB_SIZE,
+    hidden_size=256,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    head_dim=32,
+    max_position_embeddings=4096,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    pad_token_id=PAD,
+    bos_token_id=BOS,
+    eos_token_id=EOS,
+    tie_word_embeddings=False,
+)
+"""The tiny 1D-RoPE language model of the LLaVA and tile families (2 layers, 8 heads / 4 KV heads, head_dim 32)."""
 SPECIAL_TOKENS = {
     "<|endoftext|>": PAD,
     "<|im_end|>": EOS,

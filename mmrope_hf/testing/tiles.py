@@ -16,28 +16,21 @@ from typing import Any
 import torch
 import transformers
 
-from mmrope_hf.testing.offline import BOS, EOS, IMAGE_TOKEN, PAD, TEXT_IDS, VISION_END, VISION_START, VOCAB_SIZE
+from mmrope_hf.testing.offline import (
+    IMAGE_TOKEN,
+    PAD,
+    TEXT_IDS,
+    TINY_TEXT,
+    VISION_END,
+    VISION_START,
+)
 from mmrope_hf.testing.qwen import CHANNELS, seeded_model
 
 TILE_FAMILIES = ("gemma3", "idefics3", "smolvlm", "internvl", "mistral3")
 TILE, PATCH, SIDE = 112, 14, 4  # tile pixels, patch pixels, tokens per tile side
 MARKER = TEXT_IDS[0]  # the row/col, global-image and newline markers (text for the positions)
 
-_TEXT = dict(
-    vocab_size=VOCAB_SIZE,
-    hidden_size=256,
-    intermediate_size=256,
-    num_hidden_layers=2,
-    num_attention_heads=8,
-    num_key_value_heads=4,
-    head_dim=32,
-    max_position_embeddings=4096,
-    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-    pad_token_id=PAD,
-    bos_token_id=BOS,
-    eos_token_id=EOS,
-    tie_word_embeddings=False,
-)
+
 _VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
 _MODELS = {
     "gemma3": "Gemma3ForConditionalGeneration",
@@ -57,7 +50,7 @@ def tiny_tile_config(family: str, **text_overrides) -> transformers.PreTrainedCo
     """Tiny config of ``family``; ``text_overrides`` update the text config. Gemma 3 alternates a sliding-window
     layer (theta 1e4) and a full-attention layer (theta 1e6, linear scaling x8), as the released models do."""
     _check(family)
-    text = dict(_TEXT, **text_overrides)
+    text = dict(TINY_TEXT, **text_overrides)
     if family == "gemma3":
         text.update(
             model_type="gemma3_text",
