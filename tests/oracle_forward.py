@@ -1,0 +1,241 @@
+"""The expected output of a patched model, built without the patch: the unpatched (stock) model whose rotating
+decoder layers are handed cos/sin computed from the independent references (tests/reference: positions and
+frequency maps written from the papers' formulas), float64 maths cast to float32.
+
+Nothing here imports the plugin. What the test states, per scheme, is the paper's recipe (configs/*.yaml): which
+position design each layer reads, which frequency allocation, which temporal stride; per family, how the stock
+rotary lays its pairs out (read off the transformers source of that family): channel pairing (NeoX halves or GPT-J
+adjacent), the rotated part of the head, the native pair map. For MHRoPE (one axis per KV head over the full
+spectrum) the family's ``apply_rotary_pos_emb`` is replaced, during the forward only, by a per-head rotation
+written here.
+
+A stock-scheme (``mrope``) call checks the helper itself: it must reproduce the stock model (tests/test_parity.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import torch
+from conftest import reference_layout
+from reference import baselines_reference, circle_reference, rope_reference
+
+from mmrope_hf.testing import tiny_model
+
+T, H, W, NOPE = 0, 1, 2, -1
+ADJACENT = ("glm4v", "glm_ocr", "ernie4_5_vl_moe")  # GPT-J pairs: channels 2i, 2i + 1 (GLM-4.5V/4.6V: halves)
+INTERLEAVED = ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "cosmos3_edge")  # native MRoPE-I-style map
+# Stock temporal step per video group: Qwen2.5-VL's tokens_per_second (2) x 1 s per group (build_inputs' default);
+# the per-frame families put T = 1 blocks behind timestamps, where the step is never read.
+OWN_STRIDE = {"qwen2_5_vl": 2.0}
+
+
+def own_stride(family: str) -> float:
+    return OWN_STRIDE.get(family, 1.0)
+
+
+# scheme -> (position design per rotating layer: a design name or a pattern over layers, allocation, stride rule)
+# "own": the family's temporal rule; "alternate": 1-based odd rotating layers the first design, even the second.
+SCHEMES = {
+    "mrope": (("mrope",), "native", "own"),
+    "mrope-i": (("spatial-reset",), "interleaved", 1.0),
+    "mhrope": (("spatial-reset",), "multi-head", 1.0),
+    "spatial-reset": (("spatial-reset",), "native", "own"),
+    "vanilla": (("vanilla",), "native", "own"),
+    "circle": (("circle", "mrope"), "native", "own"),
+}
+
+
+def recipe(scheme: str, options: dict) -> tuple[tuple, str, object]:
+    """(designs cycled over the rotating layers, allocation, stride) of a scheme and its ``layers`` option."""
+    designs, allocation, stride = SCHEMES[scheme]
+    layers = options.get("layers")
+    if layers == "all":
+        designs = designs[:1]
+    elif isinstance(layers, (list, tuple)):
+        designs = tuple(layers)
+    elif layers is not None:
+        raise ValueError(f"oracle: unsupported layers {layers!r}")
+    if set(options) - {"layers"}:
+        raise ValueError(f"oracle: unsupported options {options}")
+    return designs, allocation, stride
+
+
+# --- per-token angles ---------------------------------------------------------------------------------------------
+
+
+def row_positions(design: str, layout: list, stride: float) -> list[tuple[float, float, float]]:
+    if design == "circle":
+        ids, _ = circle_reference.positions(layout, stride)
+        return [tuple(float(v) for v in p) for p in ids]
+    if design in rope_reference.DESIGNS:
+        ids, _ = rope_reference.positions(layout, design, stride)
+        return [tuple(float(v) for v in p) for p in ids]
+    ids, _ = baselines_reference.positions(layout, design, stride)
+    return [tuple(float(v) for v in p) for p in ids]
+
+
+def next_position(design: str, layout: list, stride: float) -> float:
+    """The position the first token after ``layout`` gets on every axis (text resumes there)."""
+    if design == "circle":
+        return float(circle_reference.positions(layout, stride)[1])
+    if design in rope_reference.DESIGNS:
+        return float(rope_reference.positions(layout, design, stride)[1])
+    return float(baselines_reference.positions(layout, design, stride)[1])
+
+
+def native_pairs(family: str, pairs: int, section: list[int]) -> list[tuple[int, int]]:
+    """(frequency index, axis) of every output pair of the family's stock rotary."""
+    if family == "ernie4_5_vl_moe":  # [h, w, t] sections: the first s_h + s_w pairs alternate h, w; t after them
+        s_h, s_w, _ = section
+        return [(i, (H, W)[i % 2] if i < s_h + s_w else T) for i in range(pairs)]
+    if family in INTERLEAVED:
+        return list(enumerate(rope_reference.interleaved_axes(pairs, section)))
+    return list(enumerate(rope_reference.chunked_axes(pairs, section)))
+
+
+def interleaved_section(pairs: int) -> list[int]:
+    """MRoPE-I's section scaled from the paper's [24, 20, 20] on 64 pairs: h = w = floor(5P / 16)."""
+    spatial = 5 * pairs // 16
+    return [pairs - 2 * spatial, spatial, spatial]
+
+
+def lay_out(values: torch.Tensor, family: str) -> torch.Tensor:
+    """Per-pair values (..., P) as the family's cos/sin channels (..., 2P)."""
+    if family in ADJACENT:
+        return values.repeat_interleave(2, dim=-1)
+    return torch.cat([values, values], dim=-1)
+
+
+def tables(family: str, positions: list, pair_specs: list[tuple[int, int]], inv_freq: list[float]) -> tuple:
+    """cos, sin (L, 2P) float64 of one row of (t, h, w) positions."""
+    pos = torch.tensor(positions, dtype=torch.float64).reshape(-1, 3)
+    freq = torch.tensor([inv_freq[f] for f, _ in pair_specs], dtype=torch.float64)
+    axes = [a for _, a in pair_specs]
+    angles = torch.stack([pos[:, a] if a != NOPE else torch.zeros(len(pos), dtype=torch.float64) for a in axes], -1)
+    angles = angles * freq
+    return lay_out(angles.cos(), family), lay_out(angles.sin(), family)
+
+
+# --- the model ----------------------------------------------------------------------------------------------------
+
+
+def rotating_layers(model) -> list:
+    return [layer for layer in model.model.language_model.layers if hasattr(layer, "self_attn")]
+
+
+def geometry(model) -> tuple[int, int, int, float, list[int]]:
+    """(head_dim, rotated channels, KV heads, rope theta, mrope_section) of the stock text model."""
+    config = model.config.get_text_config()
+    attn = rotating_layers(model)[0].self_attn
+    head_dim = attn.head_dim
+    rope = config.rope_parameters
+    rotated = int(head_dim * rope.get("partial_rotary_factor", 1.0))
+    return head_dim, rotated, config.num_key_value_heads, rope["rope_theta"], list(rope["mrope_section"])
+
+
+def mhrope_head_axes(kv_heads: int) -> list[int]:
+    """The paper's default split: h = w = floor(3n / 8) KV heads, t the rest, in the order t, h, w."""
+    spatial = 3 * kv_heads // 8
+    return [T] * (kv_heads - 2 * spatial) + [H] * spatial + [W] * spatial
+
+
+def _rotate(x: torch.Tensor, family: str) -> torch.Tensor:
+    if family in ADJACENT:
+        return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _per_head_apply(family: str, head_axes: list[int]):
+    """apply_rotary_pos_emb for cos/sin of shape (3, B, L, R): head j of k reads axis head_axes[j], query heads their
+    KV group's; the channels past R pass through."""
+
+    def apply(q, k, cos, sin, *args, **kwargs):
+        def rotate(x):
+            group = x.shape[1] // len(head_axes)
+            axes = torch.tensor([head_axes[h // group] for h in range(x.shape[1])])
+            c, s = cos[axes].transpose(0, 1).to(x.dtype), sin[axes].transpose(0, 1).to(x.dtype)  # (B, heads, L, R)
+            width = c.shape[-1]
+            rot, rest = x[..., :width], x[..., width:]
+            return torch.cat([rot * c + _rotate(rot, family) * s, rest], dim=-1)
+
+        return rotate(q), rotate(k)
+
+    return apply
+
+
+@contextmanager
+def oracle_model(family: str, rows: list, scheme: str, padding_side: str = "left", model=None, **options):
+    """The stock model of ``family`` whose rotating layers read the references' cos/sin for ``rows`` (build_inputs
+    rows, padded on ``padding_side``) under ``scheme``; yields the model, undoes everything on exit."""
+    model = tiny_model(family) if model is None else model
+    designs, allocation, stride = recipe(scheme, options)
+    stride = own_stride(family) if stride == "own" else stride
+    head_dim, rotated, kv_heads, theta, section = geometry(model)
+    pairs = rotated // 2
+    inv_freq = rope_reference.inv_freq(rotated, theta)
+    layouts = [reference_layout(family, row) for row in rows]
+    width = max(rope_reference.num_tokens(layout) for layout in layouts)
+
+    if allocation == "native":
+        specs = native_pairs(family, pairs, section)
+    elif allocation == "interleaved":  # the model's own section on a natively interleaved model (README)
+        own = section if family in INTERLEAVED else interleaved_section(pairs)
+        specs = list(enumerate(rope_reference.interleaved_axes(pairs, own)))
+    elif allocation != "multi-head":
+        raise ValueError(f"oracle: unsupported allocation {allocation!r}")
+
+    def batch_tables(design: str):
+        cos, sin = [], []
+        for layout in layouts:
+            positions = row_positions(design, layout, stride)
+            pad = [(0.0, 0.0, 0.0)] * (width - len(positions))
+            positions = pad + positions if padding_side == "left" else positions + pad
+            if allocation == "multi-head":  # one table per axis over the full spectrum
+                per_axis = [tables(family, positions, [(i, a) for i in range(pairs)], inv_freq) for a in (T, H, W)]
+                cos.append(torch.stack([c for c, _ in per_axis]))
+                sin.append(torch.stack([s for _, s in per_axis]))
+            else:
+                c, s = tables(family, positions, specs, inv_freq)
+                cos.append(c)
+                sin.append(s)
+        dim = 1 if allocation == "multi-head" else 0
+        return torch.stack(cos, dim).float(), torch.stack(sin, dim).float()
+
+    sets = {design: batch_tables(design) for design in dict.fromkeys(designs)}
+    handles = []
+    for i, layer in enumerate(rotating_layers(model)):
+        cos, sin = sets[designs[i % len(designs)]]
+
+        def hook(module, args, kwargs, cos=cos, sin=sin):
+            assert "position_embeddings" in kwargs, "oracle: the layer takes no position_embeddings keyword"
+            return args, {**kwargs, "position_embeddings": (cos, sin)}
+
+        handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+    modeling = sys.modules[type(rotating_layers(model)[0].self_attn).__module__]
+    original = modeling.apply_rotary_pos_emb
+    if allocation == "multi-head":
+        modeling.apply_rotary_pos_emb = _per_head_apply(family, mhrope_head_axes(kv_heads))
+    try:
+        yield model
+    finally:
+        modeling.apply_rotary_pos_emb = original
+        for handle in handles:
+            handle.remove()
+
+
+def oracle_logits(
+    family: str, rows: list, inputs: dict, scheme: str, padding_side: str = "left", model=None, **options
+):
+    """Logits of the stock model (``model``, or a new tiny one) run with the references' cos/sin (see
+    :func:`oracle_model`) on ``inputs``."""
+    with oracle_model(family, rows, scheme, padding_side, model, **options) as model, torch.no_grad():
+        return model(**inputs).logits
+
+
+def float32_atol(reference: torch.Tensor, k: float = 32.0) -> float:
+    """Tolerance between a float32 forward and one fed cos/sin from float64 maths: ``k * eps(float32) * max |logit|``
+    (measured: under 8 eps on every family and scheme; the schemes differ from each other by 1e-2 and more)."""
+    return k * torch.finfo(torch.float32).eps * max(reference.abs().max().item(), 1.0)
