@@ -1,10 +1,8 @@
 """Positions for a batch: the loop-free path when every design has one, else the per-row reference.
 
-The loop-free builder costs a fixed ~0.5 ms of small tensor ops on CPU, whatever the batch; the per-row
-reference costs ~0.1 ms per visual item. CPU batches with at most :data:`SMALL_BATCH_ITEMS` visual items
-therefore take the reference (both give the same positions; the tests compare them); everything else, and
-every batch on an accelerator (where the per-row path would read the token types back to the host), takes
-the loop-free path.
+The loop-free builder (:mod:`mmrope_hf.positions.batch`) runs in numpy for CPU tensors (no intra-op thread pool
+to wake, ~1 us per op) and in torch on an accelerator, where the per-row path would read the token types back
+to the host; both give the per-row reference's positions (the tests compare them).
 
 :func:`build_position_ids` is the model-free entry point (data loaders, collators); patched models call
 :func:`positions_for` with the same arguments from their ``get_rope_index``.
@@ -24,8 +22,6 @@ from mmrope_hf.positions.registry import POSITION_DESIGNS
 from mmrope_hf.positions.rows import build_positions
 from mmrope_hf.schedule import layer_schedule
 
-SMALL_BATCH_ITEMS = 3
-
 
 def positions_for(
     designs: Sequence[str],
@@ -37,9 +33,8 @@ def positions_for(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(positions (3K, B, L), rope_deltas (B, K))`` of K designs over a batch (see :func:`build_positions`)."""
     forms = [POSITION_DESIGNS.get(name).batch for name in designs]
-    small = mm_token_type_ids.device.type == "cpu" and sum(len(it.grids) for it in items) <= SMALL_BATCH_ITEMS
     batch_forms = [form for form in forms if form is not None]
-    if len(batch_forms) == len(forms) and not small:
+    if len(batch_forms) == len(forms):
         fast = batch_positions(
             designs, batch_forms, mm_token_type_ids, attention_mask, items, spatial_merge_size, options
         )

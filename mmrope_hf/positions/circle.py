@@ -164,57 +164,72 @@ def _block(block: VisualBlock, start: float, settings: Mapping[str, Any], option
     return (start + ring[:, None, :] + lift[None, :, None]).reshape(3, -1)
 
 
-def _per_block(values: torch.Tensor, block: torch.Tensor, count: int, reduce: str) -> torch.Tensor:
-    return torch.zeros(count, dtype=values.dtype, device=values.device).scatter_reduce(
-        0, block, values, reduce, include_self=False
-    )
+def _batch_offsets(blocks: Blocks, tokens: Tokens, options: PositionOptions):
+    """The same rings as :func:`_ring` and :func:`_block`, for every visual token of a batch at once, (3, M);
+    computed once per build (advance, top and visual all read them)."""
+    key = ("circle", id(options))
+    if key not in blocks.memo:
+        blocks.memo[key] = _offsets(blocks, tokens, options)
+    return blocks.memo[key]
 
 
-def _batch_offsets(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> torch.Tensor:
-    """The same rings as :func:`_ring` and :func:`_block`, for every visual token of a batch at once, (3, M)."""
+def _offsets(blocks: Blocks, tokens: Tokens, options: PositionOptions):
     settings = _settings(options)
-    count, block = len(blocks.grid), tokens.block
-    height, width = (blocks.grid[block, 1].double(), blocks.grid[block, 2].double())
-    x, y = tokens.c.double(), tokens.r.double()
+    xp, block = blocks.xp, tokens.block
+
+    def per_block(values, reduce: str):
+        return xp.per_block(values, blocks, tokens, reduce)[block]
+
+    height, width = xp.cast(blocks.grid[:, 1], xp.f64)[block], xp.cast(blocks.grid[:, 2], xp.f64)[block]
+    x, y = xp.cast(tokens.c, xp.f64), xp.cast(tokens.r, xp.f64)
     if settings["move_to_origin"]:
         x, y = x - (width - 1) / 2, y - (height - 1) / 2
     a, b = x, y
     if settings["method"] == "circle":
-        theta = torch.atan2(y, x)
-        low, high = _per_block(theta, block, count, "amin")[block], _per_block(theta, block, count, "amax")[block]
+        theta = xp.atan2(y, x)
+        low, high = per_block(theta, "amin"), per_block(theta, "amax")
         span = high - low
-        spatial = torch.where(span > 0, (theta - low) / torch.where(span > 0, span, 1.0) * (2 * math.pi), theta)
-        raster = (tokens.r * blocks.grid[block, 2] + tokens.c).double() / (height * width) * (2 * math.pi)
+        spatial = xp.where(span > 0, (theta - low) / xp.where(span > 0, span, 1.0) * (2 * math.pi), theta)
+        raster = xp.cast(tokens.r * blocks.grid[block, 2] + tokens.c, xp.f64) / (height * width) * (2 * math.pi)
         phi = settings["alpha"] * spatial + (1 - settings["alpha"]) * raster
         scale = _auto_scale(settings["radius"])
         if scale is None:
             radius = settings["radius"]
         else:
-            extent = torch.hypot(x, y) if settings["auto_radius"] == "l2" else torch.maximum(x, y)
-            radius = scale * _per_block(extent, block, count, "amax")[block]
+            extent = xp.hypot(x, y) if settings["auto_radius"] == "l2" else xp.maximum(x, y)
+            radius = scale * per_block(extent, "amax")
         d = settings["dff_rate"]
-        a, b = (1 - d) * radius * torch.cos(phi) + d * x, (1 - d) * radius * torch.sin(phi) + d * y
-    offsets = torch.stack([2 * b / _SQRT6, a / _SQRT2 - b / _SQRT6, -a / _SQRT2 - b / _SQRT6])
+        a, b = (1 - d) * radius * xp.cos(phi) + d * x, (1 - d) * radius * xp.sin(phi) + d * y
+    offsets = xp.stack([2 * b / _SQRT6, a / _SQRT2 - b / _SQRT6, -a / _SQRT2 - b / _SQRT6])
     shift = settings["move_to_positive"]
     if shift is not False:
-        lowest = _per_block(offsets.amin(0), block, count, "amin")[block]
-        offsets = offsets + lowest.abs() + (0.0 if shift == "auto" else shift)
+        lowest = per_block(xp.amin0(offsets), "amin")
+        offsets = offsets + abs(lowest) + (0.0 if shift == "auto" else shift)
+    if not blocks.temporal:
+        return offsets  # every g is 0
     stride = (
-        blocks.interval.double()
+        xp.cast(blocks.interval, xp.f64)
         if options.temporal_stride is None
-        else torch.full_like(blocks.interval, options.temporal_stride, dtype=torch.float64)
+        else xp.full(len(blocks.interval), options.temporal_stride, xp.f64)
     )
-    return offsets + tokens.g.double() * stride[block]
+    return offsets + xp.cast(tokens.g, xp.f64) * stride[block]
 
 
-def _batch_advance(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> torch.Tensor:
-    return _per_block(_batch_offsets(blocks, tokens, options).amax(0), tokens.block, len(blocks.grid), "amax") + 1
+def _batch_advance(blocks: Blocks, tokens: Tokens, options: PositionOptions):
+    key = ("circle-advance", id(options))
+    if key not in blocks.memo:
+        highest = blocks.xp.amax0(_batch_offsets(blocks, tokens, options))
+        blocks.memo[key] = blocks.xp.per_block(highest, blocks, tokens, "amax") + 1
+    return blocks.memo[key]
 
 
 _BATCH = BatchDesign(
     advance=_batch_advance,
     top=_batch_advance,
-    visual=lambda start, tokens, blocks, options: start.double() + _batch_offsets(blocks, tokens, options),
+    visual=lambda start, tokens, blocks, options: (
+        blocks.xp.cast(start, blocks.xp.f64) + _batch_offsets(blocks, tokens, options)
+    ),
+    floating=True,
 )
 
 

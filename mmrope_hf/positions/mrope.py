@@ -53,26 +53,31 @@ def _mrope_row(segments: Sequence[Segment], options: PositionOptions, reset: boo
     return RowPositions(positions, max(pos, top + 1))
 
 
-def _batch_t_offsets(g: torch.Tensor, interval: torch.Tensor, options: PositionOptions) -> torch.Tensor:
-    step = interval if options.temporal_stride is None else torch.full_like(interval, options.temporal_stride)
-    return (g * step).long()  # the same float32 multiply and truncation as the per-row path and transformers
+def _batch_t_offsets(blocks: Blocks, g, interval, options: PositionOptions):
+    xp = blocks.xp
+    step = interval if options.temporal_stride is None else xp.full(len(interval), options.temporal_stride, xp.f32)
+    return xp.cast(xp.cast(g, xp.f32) * step, xp.i64)  # the float32 multiply and truncation of the per-row path
 
 
-def _batch_extent(blocks: Blocks, options: PositionOptions) -> torch.Tensor:
-    t, h, w = blocks.grid.unbind(-1)
-    return torch.maximum(_batch_t_offsets(t - 1, blocks.interval, options), torch.maximum(h, w) - 1)
+def _batch_extent(blocks: Blocks, options: PositionOptions):
+    grid, xp = blocks.grid, blocks.xp
+    spatial = xp.maximum(grid[:, 1], grid[:, 2]) - 1
+    return xp.maximum(_batch_t_offsets(blocks, grid[:, 0] - 1, blocks.interval, options), spatial)
 
 
 def _batch_mrope(reset: bool) -> BatchDesign:
-    def advance(blocks: Blocks, tokens: Tokens, options: PositionOptions) -> torch.Tensor:
+    def advance(blocks: Blocks, tokens: Tokens, options: PositionOptions):
         if options.vision_advance == "max":
             return _batch_extent(blocks, options) + 1
-        return blocks.grid[:, 1:].amax(-1)
+        return blocks.xp.maximum(blocks.grid[:, 1], blocks.grid[:, 2])
 
-    def visual(start: torch.Tensor, tokens: Tokens, blocks: Blocks, options: PositionOptions) -> torch.Tensor:
-        t = start + _batch_t_offsets(tokens.g, blocks.interval[tokens.block], options)
-        spatial = 0 if reset else start
-        return torch.stack([t, spatial + tokens.r, spatial + tokens.c])
+    def visual(start, tokens: Tokens, blocks: Blocks, options: PositionOptions):
+        t = start
+        if blocks.temporal:  # else every g is 0
+            t = start + _batch_t_offsets(blocks, tokens.g, blocks.interval[tokens.block], options)
+        if reset:
+            return blocks.xp.stack([t, tokens.r, tokens.c])
+        return blocks.xp.stack([t, start + tokens.r, start + tokens.c])
 
     return BatchDesign(advance, lambda blocks, tokens, options: _batch_extent(blocks, options) + 1, visual)
 
@@ -96,7 +101,7 @@ def vanilla(segments: Sequence[Segment], options: PositionOptions) -> RowPositio
 _VANILLA_BATCH = BatchDesign(
     advance=lambda blocks, tokens, options: blocks.size,
     top=lambda blocks, tokens, options: blocks.size,
-    visual=lambda start, tokens, blocks, options: (start + tokens.j).expand(3, -1),
+    visual=lambda start, tokens, blocks, options: blocks.xp.rows3(start + tokens.j),
 )
 
 DESIGNS = {
