@@ -35,19 +35,35 @@ def own_stride(family: str) -> float:
     return OWN_STRIDE.get(family, 1.0)
 
 
-# scheme -> (position design per rotating layer: a design name or a pattern over layers, allocation, stride rule)
-# "own": the family's temporal rule; "alternate": 1-based odd rotating layers the first design, even the second.
+# scheme -> (position design per rotating layer, cycled; frequency allocation and its section or option; stride)
+# "own": the family's temporal rule. Two designs: 1-based odd rotating layers the first, even ones the second.
+# Written from configs/*.yaml and the papers; sections None take the defaults below.
 SCHEMES = {
-    "mrope": (("mrope",), "native", "own"),
-    "mrope-i": (("spatial-reset",), "interleaved", 1.0),
-    "mhrope": (("spatial-reset",), "multi-head", 1.0),
-    "spatial-reset": (("spatial-reset",), "native", "own"),
-    "vanilla": (("vanilla",), "native", "own"),
-    "circle": (("circle", "mrope"), "native", "own"),
+    "mrope": (("mrope",), ("native", None), "own"),
+    "mrope-i": (("spatial-reset",), ("interleaved", None), 1.0),
+    "mrope-i-paper": (("spatial-reset",), ("interleaved", [24, 20, 20]), 1.0),
+    "mhrope": (("spatial-reset",), ("multi-head", None), 1.0),
+    "mhrope-paper": (("spatial-reset",), ("multi-head", [2, 3, 3]), 1.0),
+    "spatial-reset": (("spatial-reset",), ("native", None), "own"),
+    "vanilla": (("vanilla",), ("native", None), "own"),
+    "circle": (("circle", "mrope"), ("native", None), "own"),
+    "circle-age": (("circle", "mrope"), ("chunked", [16, 24, 24]), 1.0),
+    "videorope": (("videorope",), ("videorope", None), 2.0),
+    "hope": (("hope",), ("hope", None), 1.0),  # eval mode: the fixed stride
+    "v2pe": (("v2pe",), ("native", None), "own"),  # visual_stride 16
+    "ilrope": (("text-spatial-reset",), ("reserved-t", None), 1.0),
+    "omnirope": (("text-spatial-reset",), ("chunked", None), 1.0),
+    "ablation-3d": (("mrope",), ("interleaved", None), 1.0),
+    "ablation-diagonal": (("videorope",), ("interleaved", None), 1.0),
+    "ablation-ilrope-freq": (("spatial-reset",), ("reserved-t", None), 1.0),
+    "ablation-modality-interval": (("modality-interval",), ("interleaved", None), 1.0),
+    "ablation-scaled-base": (("spatial-reset",), ("scaled-base", 0.01), 1.0),
+    "ablation-text-spatial-reset": (("text-spatial-reset",), ("interleaved", None), 1.0),
+    "ablation-videorope-freq": (("spatial-reset",), ("videorope", None), 1.0),
 }
 
 
-def recipe(scheme: str, options: dict) -> tuple[tuple, str, object]:
+def recipe(scheme: str, options: dict) -> tuple[tuple, tuple, object]:
     """(designs cycled over the rotating layers, allocation, stride) of a scheme and its ``layers`` option."""
     designs, allocation, stride = SCHEMES[scheme]
     layers = options.get("layers")
@@ -101,6 +117,36 @@ def interleaved_section(pairs: int) -> list[int]:
     return [pairs - 2 * spatial, spatial, spatial]
 
 
+def chunked_section(pairs: int) -> list[int]:
+    """MRoPE's section scaled from [16, 24, 24] on 64 pairs: h = w = floor(3P / 8)."""
+    spatial = 3 * pairs // 8
+    return [pairs - 2 * spatial, spatial, spatial]
+
+
+def pair_specs(family: str, allocation: tuple, pairs: int, section: list[int]) -> list[tuple[int, int]]:
+    """(frequency index, axis) of every output pair under ``allocation`` = (name, section or option); the model's
+    own section where the allocation is the model's own (README: default mrope_section)."""
+    name, given = allocation
+    own_interleaved = family in INTERLEAVED
+    own_chunked = family not in INTERLEAVED and family != "ernie4_5_vl_moe"
+    if name == "native":
+        return native_pairs(family, pairs, section)
+    if name in ("interleaved", "scaled-base"):
+        chosen = (
+            given if name == "interleaved" and given else (section if own_interleaved else interleaved_section(pairs))
+        )
+        return list(enumerate(rope_reference.interleaved_axes(pairs, chosen)))
+    if name == "chunked":
+        chosen = given or (section if own_chunked else chunked_section(pairs))
+        return list(enumerate(rope_reference.chunked_axes(pairs, chosen)))
+    if name in ("videorope", "hope"):
+        axes = baselines_reference.videorope_official_axes(pairs, chunked_section(pairs))
+        return list(enumerate(baselines_reference.hope_axes(axes) if name == "hope" else axes))
+    if name == "reserved-t":
+        return list(enumerate(baselines_reference.reserved_t_axes(pairs, pairs // 4)))
+    raise ValueError(f"oracle: unsupported allocation {name!r}")
+
+
 def lay_out(values: torch.Tensor, family: str) -> torch.Tensor:
     """Per-pair values (..., P) as the family's cos/sin channels (..., 2P)."""
     if family in ADJACENT:
@@ -108,11 +154,13 @@ def lay_out(values: torch.Tensor, family: str) -> torch.Tensor:
     return torch.cat([values, values], dim=-1)
 
 
-def tables(family: str, positions: list, pair_specs: list[tuple[int, int]], inv_freq: list[float]) -> tuple:
-    """cos, sin (L, 2P) float64 of one row of (t, h, w) positions."""
+def tables(
+    family: str, positions: list, specs: list[tuple[int, int]], inv_freq: list[float], spatial: list | None = None
+) -> tuple:
+    """cos, sin (L, 2P) float64 of one row of (t, h, w) positions; ``spatial``: the h and w pairs' own frequencies."""
     pos = torch.tensor(positions, dtype=torch.float64).reshape(-1, 3)
-    freq = torch.tensor([inv_freq[f] for f, _ in pair_specs], dtype=torch.float64)
-    axes = [a for _, a in pair_specs]
+    freq = torch.tensor([(spatial if spatial and a in (H, W) else inv_freq)[f] for f, a in specs], dtype=torch.float64)
+    axes = [a for _, a in specs]
     angles = torch.stack([pos[:, a] if a != NOPE else torch.zeros(len(pos), dtype=torch.float64) for a in axes], -1)
     angles = angles * freq
     return lay_out(angles.cos(), family), lay_out(angles.sin(), family)
@@ -135,10 +183,11 @@ def geometry(model) -> tuple[int, int, int, float, list[int]]:
     return head_dim, rotated, config.num_key_value_heads, rope["rope_theta"], list(rope["mrope_section"])
 
 
-def mhrope_head_axes(kv_heads: int) -> list[int]:
-    """The paper's default split: h = w = floor(3n / 8) KV heads, t the rest, in the order t, h, w."""
+def mhrope_head_axes(kv_heads: int, section: list[int] | None = None) -> list[int]:
+    """KV heads per axis in the order t, h, w: ``section``, or the paper's default h = w = floor(3n / 8)."""
     spatial = 3 * kv_heads // 8
-    return [T] * (kv_heads - 2 * spatial) + [H] * spatial + [W] * spatial
+    t, h, w = section or (kv_heads - 2 * spatial, spatial, spatial)
+    return [T] * t + [H] * h + [W] * w
 
 
 def _rotate(x: torch.Tensor, family: str) -> torch.Tensor:
@@ -166,48 +215,58 @@ def _per_head_apply(family: str, head_axes: list[int]):
     return apply
 
 
-@contextmanager
-def oracle_model(family: str, rows: list, scheme: str, padding_side: str = "left", model=None, **options):
-    """The stock model of ``family`` whose rotating layers read the references' cos/sin for ``rows`` (build_inputs
-    rows, padded on ``padding_side``) under ``scheme``; yields the model, undoes everything on exit."""
+def layer_tables(
+    family: str, rows: list, scheme: str, padding_side: str = "left", model=None, extra: int = 0, **options
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(cos, sin) float32 that each rotating layer of ``model`` (or the family's tiny model) should read for ``rows``
+    (build_inputs rows, padded on ``padding_side``) under ``scheme``: (B, L, 2P), or (3, B, L, 2P) per axis for
+    MHRoPE. ``extra`` appends that many text tokens after every row (what generate adds: each set continues from
+    its own next position)."""
     model = tiny_model(family) if model is None else model
     designs, allocation, stride = recipe(scheme, options)
     stride = own_stride(family) if stride == "own" else stride
-    head_dim, rotated, kv_heads, theta, section = geometry(model)
+    _, rotated, _, theta, section = geometry(model)
     pairs = rotated // 2
     inv_freq = rope_reference.inv_freq(rotated, theta)
     layouts = [reference_layout(family, row) for row in rows]
     width = max(rope_reference.num_tokens(layout) for layout in layouts)
-
-    if allocation == "native":
-        specs = native_pairs(family, pairs, section)
-    elif allocation == "interleaved":  # the model's own section on a natively interleaved model (README)
-        own = section if family in INTERLEAVED else interleaved_section(pairs)
-        specs = list(enumerate(rope_reference.interleaved_axes(pairs, own)))
-    elif allocation != "multi-head":
-        raise ValueError(f"oracle: unsupported allocation {allocation!r}")
+    heads = allocation[0] == "multi-head"
+    specs = None if heads else pair_specs(family, allocation, pairs, section)
+    spatial = rope_reference.inv_freq(rotated, theta * allocation[1]) if allocation[0] == "scaled-base" else None
 
     def batch_tables(design: str):
         cos, sin = [], []
         for layout in layouts:
             positions = row_positions(design, layout, stride)
+            after = next_position(design, layout, stride)
+            text = [
+                ((after + j, 0.0, 0.0) if design == "text-spatial-reset" else (after + j,) * 3) for j in range(extra)
+            ]
             pad = [(0.0, 0.0, 0.0)] * (width - len(positions))
-            positions = pad + positions if padding_side == "left" else positions + pad
-            if allocation == "multi-head":  # one table per axis over the full spectrum
+            positions = (pad + positions if padding_side == "left" else positions + pad) + text
+            if heads:  # one table per axis over the full spectrum
                 per_axis = [tables(family, positions, [(i, a) for i in range(pairs)], inv_freq) for a in (T, H, W)]
                 cos.append(torch.stack([c for c, _ in per_axis]))
                 sin.append(torch.stack([s for _, s in per_axis]))
             else:
-                c, s = tables(family, positions, specs, inv_freq)
+                c, s = tables(family, positions, specs, inv_freq, spatial)
                 cos.append(c)
                 sin.append(s)
-        dim = 1 if allocation == "multi-head" else 0
+        dim = 1 if heads else 0
         return torch.stack(cos, dim).float(), torch.stack(sin, dim).float()
 
     sets = {design: batch_tables(design) for design in dict.fromkeys(designs)}
+    return [sets[designs[i % len(designs)]] for i in range(len(rotating_layers(model)))]
+
+
+@contextmanager
+def oracle_model(family: str, rows: list, scheme: str, padding_side: str = "left", model=None, **options):
+    """The stock model of ``family`` (``model``, or a new tiny one) whose rotating layers read :func:`layer_tables`
+    for ``rows``; yields the model, undoes everything on exit."""
+    model = tiny_model(family) if model is None else model
+    per_layer = layer_tables(family, rows, scheme, padding_side, model, **options)
     handles = []
-    for i, layer in enumerate(rotating_layers(model)):
-        cos, sin = sets[designs[i % len(designs)]]
+    for layer, (cos, sin) in zip(rotating_layers(model), per_layer, strict=True):
 
         def hook(module, args, kwargs, cos=cos, sin=sin):
             assert "position_embeddings" in kwargs, "oracle: the layer takes no position_embeddings keyword"
@@ -216,8 +275,10 @@ def oracle_model(family: str, rows: list, scheme: str, padding_side: str = "left
         handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
     modeling = sys.modules[type(rotating_layers(model)[0].self_attn).__module__]
     original = modeling.apply_rotary_pos_emb
-    if allocation == "multi-head":
-        modeling.apply_rotary_pos_emb = _per_head_apply(family, mhrope_head_axes(kv_heads))
+    _, allocation, _ = recipe(scheme, options)
+    if allocation[0] == "multi-head":
+        kv_heads = geometry(model)[2]
+        modeling.apply_rotary_pos_emb = _per_head_apply(family, mhrope_head_axes(kv_heads, allocation[1]))
     try:
         yield model
     finally:

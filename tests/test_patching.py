@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 import torch
 import transformers
-from conftest import inputs_for, logits
+from conftest import PROMPTS, inputs_for, logits
+from oracle_forward import float32_atol, layer_tables, oracle_logits
 
 import mmrope_hf
 from mmrope_hf.patches import ADAPTERS
@@ -45,35 +47,38 @@ def test_patch_is_idempotent_and_repatching_replaces_the_scheme(family):
     inputs = inputs_for(family, "images")
     once = mmrope_hf.patch_model(tiny_model(family), "spatial-reset")
     twice = mmrope_hf.patch_model(mmrope_hf.patch_model(tiny_model(family), "spatial-reset"), "spatial-reset")
+    want = oracle_logits(family, PROMPTS["images"], inputs, "spatial-reset")
+    torch.testing.assert_close(logits(once, inputs), want, atol=float32_atol(want), rtol=0)
     assert torch.equal(logits(once, inputs), logits(twice, inputs))
     assert type(twice.model.language_model.rotary_emb.stock).__name__.endswith("RotaryEmbedding")
     assert hook_count(twice) == hook_count(once)
 
     mmrope_hf.patch_model(twice, "vanilla")
-    fresh = mmrope_hf.patch_model(tiny_model(family), "vanilla")
-    assert torch.equal(logits(twice, inputs), logits(fresh, inputs))
+    want = oracle_logits(family, PROMPTS["images"], inputs, "vanilla")
+    torch.testing.assert_close(logits(twice, inputs), want, atol=float32_atol(want), rtol=0)
     assert mmrope_hf.patch_info(twice)["scheme"] == "vanilla"
 
 
 def test_two_models_with_different_schemes_in_one_process(family):
     inputs = inputs_for(family, "images")
-    expected = {s: logits(mmrope_hf.patch_model(tiny_model(family), s), inputs) for s in ("mrope-i", "vanilla")}
+    expected = {s: oracle_logits(family, PROMPTS["images"], inputs, s) for s in ("mrope-i", "vanilla")}
     a = mmrope_hf.patch_model(tiny_model(family), "mrope-i")
     b = mmrope_hf.patch_model(tiny_model(family), "vanilla")
     stock = tiny_model(family)
-    assert torch.equal(logits(a, inputs), expected["mrope-i"])
-    assert torch.equal(logits(b, inputs), expected["vanilla"])
+    for model, scheme in ((a, "mrope-i"), (b, "vanilla"), (a, "mrope-i")):
+        want = expected[scheme]
+        torch.testing.assert_close(logits(model, inputs), want, atol=float32_atol(want), rtol=0)
     assert not mmrope_hf.is_patched(stock)
     assert not torch.equal(logits(stock, inputs), expected["vanilla"])
 
 
 def test_patching_the_inner_model_works(family):
     inputs = inputs_for(family, "images")
-    outer = mmrope_hf.patch_model(tiny_model(family), "mrope-i")
     model = tiny_model(family)
     mmrope_hf.patch_model(model.model, "mrope-i")
     assert mmrope_hf.is_patched(model) and mmrope_hf.is_patched(model.model)
-    assert torch.equal(logits(model, inputs), logits(outer, inputs))
+    want = oracle_logits(family, PROMPTS["images"], inputs, "mrope-i")
+    torch.testing.assert_close(logits(model, inputs), want, atol=float32_atol(want), rtol=0)
 
 
 def test_patch_info_reports_resolved_options():
@@ -100,10 +105,12 @@ def test_each_layer_reads_its_own_position_set():
         return seen
 
     staggered = layer_cos(mmrope_hf.patch_model(tiny_model(family), "mrope", layers=["spatial-reset", "mrope"]))
-    reset = layer_cos(mmrope_hf.patch_model(tiny_model(family), "spatial-reset"))
-    mrope = layer_cos(mmrope_hf.patch_model(tiny_model(family), "mrope"))
-    assert torch.equal(staggered[0], reset[0]) and torch.equal(staggered[1], mrope[1])
-    assert not torch.equal(reset[0], mrope[0])
+    stock = layer_cos(tiny_model(family))  # the stock model: its own mrope tables
+    (reset, _), (mrope, _) = layer_tables(family, PROMPTS["images"], "mrope", layers=["spatial-reset", "mrope"])
+    torch.testing.assert_close(staggered[0], reset, atol=1e-6, rtol=0)  # reference cos, float64 maths
+    torch.testing.assert_close(staggered[1], mrope, atol=1e-6, rtol=0)
+    assert torch.equal(staggered[1], stock[1])
+    assert (reset - mrope).abs().max() > 0.1
 
 
 # Errors --------------------------------------------------------------------------------------------------
@@ -216,16 +223,33 @@ def test_qwen2_5_second_per_grid_ts_must_match_the_videos():
         model(**inputs)
 
 
+HEAD_128 = dict(
+    hidden_size=1024,
+    num_attention_heads=8,
+    num_key_value_heads=8,
+    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+)
+IMAGE_AND_VIDEO = [[3, ("image", 1, 8, 8), 2, ("video", 3, 4, 4), 2]]
+
+
+@functools.cache
+def head_128_models() -> tuple:
+    """(stock model for the oracle, model to patch and unpatch), built once: building costs the most."""
+    return tiny_model("qwen2_5_vl", **HEAD_128), tiny_model("qwen2_5_vl", **HEAD_128)
+
+
 @pytest.mark.parametrize("scheme", mmrope_hf.available_schemes())
 def test_every_preset_patches_a_head_dim_128_model_with_8_kv_heads(scheme):
-    """The paper presets name sections for head_dim 128 and 8 KV heads (e.g. Qwen3-VL-8B)."""
-    model = tiny_model(
-        "qwen2_5_vl",
-        hidden_size=1024,
-        num_attention_heads=8,
-        num_key_value_heads=8,
-        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-    )
-    mmrope_hf.patch_model(model, scheme)
-    assert mmrope_hf.patch_info(model)["scheme"] == scheme
-    assert torch.isfinite(logits(model, inputs_for("qwen2_5_vl", "one_image"))).all()
+    """The paper presets name sections for head_dim 128 and 8 KV heads (e.g. Qwen3-VL-8B): each gives the logits of
+    the oracle forward (tests/oracle_forward.py: the preset's recipe from configs/ and the papers, positions and
+    pair maps from tests/reference) on an image and a multi-group video."""
+    stock, model = head_128_models()
+    inputs = build_inputs("qwen2_5_vl", IMAGE_AND_VIDEO)
+    want = oracle_logits("qwen2_5_vl", IMAGE_AND_VIDEO, inputs, scheme, model=stock)
+    try:
+        mmrope_hf.patch_model(model, scheme)
+        assert mmrope_hf.patch_info(model)["scheme"] == scheme
+        got = logits(model, inputs)
+    finally:
+        mmrope_hf.unpatch_model(model)
+    torch.testing.assert_close(got, want, atol=float32_atol(want), rtol=0)
