@@ -18,6 +18,9 @@ _GRID_KEYS = ("image_grid_thw", "video_grid_thw")
 def _rope_index_method(state: PatchState) -> Callable:
     names = state.handles.rope_index_args
 
+    # Position building reads the token layout on the host (item counts, run lengths): under torch.compile it is
+    # left out of the graph in one piece (one graph break, where the stock get_rope_index makes several).
+    @torch.compiler.disable
     def get_rope_index(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if len(args) > len(names):
             raise TypeError(f"get_rope_index takes at most {len(names)} positional arguments ({', '.join(names)})")
@@ -62,20 +65,31 @@ def _generation_positions(original: Callable, state: PatchState, inputs_tensor: 
 
 
 def _decoding_positions(original: Callable, state: PatchState, **kwargs: Any):
-    """Stock ``compute_3d_position_ids``, for the new tokens only, in every position set.
+    """Stock ``compute_3d_position_ids``, for the new tokens only, in every position set, without host work while
+    decoding.
 
     Decoding from a cache without ``position_ids`` and with a 2-D ``attention_mask`` over past + new tokens, the
     stock method counts the text positions over the whole mask and returns past + new columns; stock transformers
-    5.23 then crashes (the rotary gives the one new token past + 1 positions). The new tokens are the mask's last
-    columns, so only those are kept (generate never gets here: it passes ``position_ids``).
+    5.23 then crashes (the rotary gives the one new token past + 1 positions). Here the new tokens are the mask's
+    last columns, and a mask longer than the new tokens says that the cache holds a past: their positions are the
+    unpadded token index + ``rope_deltas``, built from tensors only (the stock method reads the cache length,
+    which a static cache keeps in a tensor: a host sync, and a graph break under torch.compile). ``generate``
+    never gets here: it passes ``position_ids``.
     """
-    positions = original(**kwargs)
-    if positions is None:
-        return None
     embeds = kwargs.get("inputs_embeds")
     new = embeds.shape[1] if embeds is not None else kwargs["input_ids"].shape[1]
-    if positions.shape[-1] > new:
-        positions = positions[..., -new:]
+    mask, deltas = kwargs.get("attention_mask"), state.handles.rope_owner.rope_deltas
+    decoding = kwargs.get("past_key_values") is not None and deltas is not None
+    if decoding and isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[-1] > new:
+        index = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, -new:]
+        deltas = deltas.to(index.device).repeat_interleave(index.shape[0] // deltas.shape[0], dim=0)
+        positions = (index + deltas)[None].expand(3, -1, -1)
+    else:
+        positions = original(**kwargs)
+        if positions is None:
+            return None
+        if positions.shape[-1] > new:
+            positions = positions[..., -new:]
     if state.schedule.num_sets > 1 and positions.shape[0] == 3:  # from rope_deltas
         positions = state.expand_sets(positions)
     return positions
