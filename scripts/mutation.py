@@ -153,7 +153,9 @@ def stage(name: str, fresh: bool) -> Path:
         "pytest_add_cli_args_test_selection": tests_of(name),
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not slow", "-W", "ignore"],
         "use_git_change_detection": False,
-        "process_isolation": "fork",
+        # forkserver, not fork: a worker forked from the process that ran the statistics would inherit module-level
+        # caches (circle.py keeps its rings) filled by the original code, and its mutant would never run
+        "process_isolation": "forkserver",
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in config.items()]
     text = (ROOT / "pyproject.toml").read_text()

@@ -47,9 +47,9 @@ def test_no_rotation_head_before_rotated_heads():
     ("query_heads", "kv_heads", "plan_heads"), [(3, 2, 2), (4, 2, 3)], ids=["query-not-grouped", "kv-mismatch"]
 )
 def test_head_count_mismatch_is_refused(query_heads, kv_heads, plan_heads):
-    cos, sin = _tables(4)
+    cos, sin = _tables(4, length=5)  # 5 tokens: no head count equals the length
     head_axes = tuple(range(plan_heads))
-    q, k = torch.zeros(1, query_heads, 2, 4), torch.zeros(1, kv_heads, 2, 4)
+    q, k = torch.zeros(1, query_heads, 5, 4), torch.zeros(1, kv_heads, 5, 4)
     message = f"the multi-head plan has {plan_heads} KV heads, attention has {kv_heads} KV / {query_heads} query heads"
     with pytest.raises(ValueError, match=message):
         apply_per_head_axis(q, k, AxisTables(cos.float(), head_axes), AxisTables(sin.float(), head_axes))

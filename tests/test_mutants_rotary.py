@@ -1,0 +1,248 @@
+"""Tests that kill the mutants of mmrope_hf/frequencies/rotary.py that survived the module's tests
+(scripts/mutation.py rotary; docs/mutation.md). Expectation: cos/sin written out per token and pair in float64
+from the definition (angle = position on the pair's axis x inv_freq, times attention_scaling; NeoX or GPT-J channel
+layout), as in tests/reference/rope_reference.py, and the layouts that ``split_position_sets`` documents."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from reference import rope_reference as ref
+from torch import nn
+
+from mmrope_hf.frequencies.allocation import NOPE, FrequencyPlan
+from mmrope_hf.frequencies.apply import AxisTables
+from mmrope_hf.frequencies.rotary import (
+    LayerTypedRotaryEmbedding,
+    MultimodalRotaryEmbedding,
+    StackedCosSin,
+    multimodal_rotary,
+    probe_difference,
+    rotary_tables,
+    split_position_sets,
+)
+
+P = 4
+INV_FREQ = [10000.0 ** (-2 * i / (2 * P)) for i in range(P)]
+
+
+class Stock(nn.Module):
+    """A 1D stock rotary: inv_freq, attention_scaling, rope_type, and cos/sin of (1, B, L) positions."""
+
+    def __init__(self, inv_freq=INV_FREQ, scaling=1.0):
+        super().__init__()
+        self.register_buffer("inv_freq", torch.tensor(inv_freq, dtype=torch.float32), persistent=False)
+        self.attention_scaling, self.rope_type = scaling, "default"
+
+    def forward(self, x, position_ids):
+        pos = position_ids if position_ids.ndim == 2 else position_ids[0]  # (B, L) as Llama's, or (1, B, L)
+        freqs = pos[..., None].float() * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return (emb.cos() * self.attention_scaling).to(x.dtype), (emb.sin() * self.attention_scaling).to(x.dtype)
+
+
+class LayerTypedStock(nn.Module):
+    """Gemma 3's layout: one table per layer type, ``{type}_inv_freq``, a rope_type dict, called with the type."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer_types = ["sliding", "full", "sliding"]
+        self.register_buffer("sliding_inv_freq", torch.tensor(INV_FREQ), persistent=False)
+        self.register_buffer("full_inv_freq", torch.tensor([f / 4 for f in INV_FREQ]), persistent=False)
+        self.sliding_attention_scaling, self.full_attention_scaling = 1.0, 0.5
+        self.rope_type = {"sliding": "default", "full": "linear"}
+
+    def forward(self, x, position_ids, layer_type):
+        inv = getattr(self, f"{layer_type}_inv_freq")
+        scaling = getattr(self, f"{layer_type}_attention_scaling")
+        pos = position_ids if position_ids.ndim == 2 else position_ids[0]
+        freqs = pos[..., None].float() * inv
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return (emb.cos() * scaling).to(x.dtype), (emb.sin() * scaling).to(x.dtype)
+
+
+def oracle(pos_thw, axes, inv_freq=INV_FREQ, scaling=1.0, pair_scale=None, pairing="half"):
+    """cos and sin lists (2P) of one token, float64."""
+    angles = []
+    for i, a in enumerate(axes):
+        if a == NOPE:
+            angles.append(0.0)
+            continue
+        angles.append(pos_thw[a] * inv_freq[i] * (pair_scale[i] if pair_scale else 1.0))
+    if pairing == "half":
+        emb = angles + angles
+    else:
+        emb = [a for a in angles for _ in range(2)]
+    return [math.cos(a) * scaling for a in emb], [math.sin(a) * scaling for a in emb]
+
+
+POSITIONS = torch.tensor([[[0, 3, 7, 2]], [[1, 5, 2, 9]], [[4, 0, 6, 3]]])  # (3, B=1, L=4), t, h, w apart
+
+
+def assert_tables(cos, sin, positions, axes, atol=1e-6, **kw):
+    for token in range(positions.shape[-1]):
+        pos = positions[:, 0, token].tolist()
+        want_cos, want_sin = oracle(pos, axes, **kw)
+        torch.testing.assert_close(
+            cos[0, token].double(), torch.tensor(want_cos, dtype=torch.float64), atol=atol, rtol=0
+        )
+        torch.testing.assert_close(
+            sin[0, token].double(), torch.tensor(want_sin, dtype=torch.float64), atol=atol, rtol=0
+        )
+
+
+def test_split_position_sets_layouts():
+    flat = torch.arange(6).view(2, 3)
+    for given in (flat, flat[None]):
+        out = split_position_sets(given, 2)
+        assert out.shape == (2, 3, 2, 3) and all(torch.equal(out[k, a], flat) for k in range(2) for a in range(3))
+    thw = torch.arange(18).view(3, 2, 3)
+    out = split_position_sets(thw, 2)
+    assert out.shape == (2, 3, 2, 3) and torch.equal(out[0], thw) and torch.equal(out[1], thw)
+    sets = torch.arange(36).view(6, 2, 3)
+    assert torch.equal(split_position_sets(sets, 2), sets.view(2, 3, 2, 3))
+    with_text = torch.cat((torch.full((1, 2, 3), -1), sets))
+    assert torch.equal(split_position_sets(with_text, 2), sets.view(2, 3, 2, 3))
+    with pytest.raises(ValueError, match=r"position_ids has 5 rows; with 2 position set\(s\) expected 1, 3, 6 or 7"):
+        split_position_sets(torch.zeros(5, 2, 3), 2)
+
+
+def test_pair_plan_matches_the_definition_with_scaling_nope_and_pair_scale():
+    axes = (0, 1, 2, NOPE)
+    scale = (1.0, 0.5, 0.25, 1.0)
+    rotary = MultimodalRotaryEmbedding(
+        Stock(scaling=0.8), FrequencyPlan("x", (1, 1, 1), pair_axes=axes, pair_scale=scale)
+    )
+    cos, sin = rotary(torch.zeros(1), POSITIONS)
+    assert cos.dtype == torch.float32 and cos.shape == (1, 4, 2 * P)
+    assert_tables(cos, sin, POSITIONS, axes, scaling=0.8, pair_scale=scale)
+
+
+def test_bf16_activations_get_float32_angles():
+    """Angles in float32, then cast: positions large enough that bf16 angles would be far off."""
+    axes = (0, 1, 2, 0)
+    rotary = MultimodalRotaryEmbedding(Stock(), FrequencyPlan("x", (2, 1, 1), pair_axes=axes))
+    positions = POSITIONS * 97 + 300
+    cos, sin = rotary(torch.zeros(1, dtype=torch.bfloat16), positions)
+    assert cos.dtype == sin.dtype == torch.bfloat16
+    assert_tables(cos, sin, positions, axes, atol=2**-8)  # one bf16 rounding of a value in [-1, 1]
+
+
+def test_float_positions():
+    axes = (0, 1, 2, 0)
+    rotary = MultimodalRotaryEmbedding(Stock(), FrequencyPlan("x", (2, 1, 1), pair_axes=axes))
+    positions = POSITIONS.float() * 0.75
+    cos, sin = rotary(torch.zeros(1), positions)
+    assert_tables(cos, sin, positions, axes)
+
+
+def test_adjacent_pairing():
+    axes = (0, 1, 2, 0)
+    rotary = MultimodalRotaryEmbedding(Stock(), FrequencyPlan("x", (2, 1, 1), pair_axes=axes), pairing="adjacent")
+    cos, sin = rotary(torch.zeros(1), POSITIONS)
+    assert_tables(cos, sin, POSITIONS, axes, pairing="adjacent")
+
+
+def test_pair_order_reads_the_stock_storage_order():
+    axes = (0, 1, 2, 0)
+    order = (2, 0, 3, 1)  # pair i's frequency is stored at inv_freq[order[i]]
+    stored = [0.0] * P
+    for i, at in enumerate(order):
+        stored[at] = INV_FREQ[i]
+    rotary = MultimodalRotaryEmbedding(Stock(stored), FrequencyPlan("x", (2, 1, 1), pair_axes=axes), pair_order=order)
+    cos, sin = rotary(torch.zeros(1), POSITIONS)
+    assert_tables(cos, sin, POSITIONS, axes)
+
+
+def test_spatial_from_t_reads_h_and_w_relative_to_t():
+    axes = (0, 1, 2, 0)
+    plan = FrequencyPlan("x", (2, 1, 1), pair_axes=axes)
+    rotary = MultimodalRotaryEmbedding(Stock(), plan, num_sets=2, spatial_from_t=(False, True))
+    stored = torch.cat((POSITIONS, POSITIONS + POSITIONS[:1] * torch.tensor([0, 1, 1]).view(3, 1, 1)))
+    out = rotary(torch.zeros(1), stored)
+    assert isinstance(out, StackedCosSin)
+    for k in range(2):
+        cos, sin = out.select(k)
+        assert_tables(cos, sin, POSITIONS, axes)
+
+
+def test_head_plan_gives_axis_tables_per_set():
+    plan = FrequencyPlan("multi-head", (1, 1, 1), head_axes=(0, 1, 2))
+    single = MultimodalRotaryEmbedding(Stock(scaling=0.9), plan)
+    cos, sin = single(torch.zeros(1), POSITIONS)
+    assert isinstance(cos, AxisTables) and cos.head_axes == (0, 1, 2) and cos.pairing == "half"
+    for axis in range(3):
+        assert_tables(cos.tables[axis], sin.tables[axis], POSITIONS, (axis,) * P, scaling=0.9)
+    stacked = MultimodalRotaryEmbedding(Stock(), plan, num_sets=2, pairing="adjacent")
+    shifted = torch.cat((POSITIONS, POSITIONS + 5))
+    out = stacked(torch.zeros(1), shifted)
+    assert isinstance(out, StackedCosSin)
+    for k in range(2):
+        cos, sin = out.select(k)
+        assert isinstance(sin, AxisTables) and sin.pairing == "adjacent" and cos.tables.shape == (3, 1, 4, 2 * P)
+        for axis in range(3):
+            assert_tables(cos.tables[axis], sin.tables[axis], POSITIONS + 5 * k, (axis,) * P, pairing="adjacent")
+
+
+def test_pair_plan_stacked_select():
+    axes = (0, 1, 2, 0)
+    rotary = MultimodalRotaryEmbedding(Stock(), FrequencyPlan("x", (2, 1, 1), pair_axes=axes), num_sets=2)
+    out = rotary(torch.zeros(1), torch.cat((POSITIONS, POSITIONS * 2)))
+    assert isinstance(out, StackedCosSin) and out[0].shape == (2, 1, 4, 2 * P)
+    for k in range(2):
+        cos, sin = out.select(k)
+        assert_tables(cos, sin, POSITIONS * (k + 1), axes)
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match=r"unknown pairing 'gptj'; valid choices: half, adjacent"):
+        MultimodalRotaryEmbedding(Stock(), FrequencyPlan("x", (2, 1, 1), pair_axes=(0, 1, 2, 0)), pairing="gptj")
+    with pytest.raises(ValueError, match=r"pair map covers 3 pairs, the rotary has 4"):
+        MultimodalRotaryEmbedding(Stock(), FrequencyPlan("x", (1, 1, 1), pair_axes=(0, 1, 2)))
+
+
+def test_layer_typed_tables():
+    stock = LayerTypedStock()
+    tables = rotary_tables(stock)
+    assert list(tables) == ["full", "sliding"]
+    assert torch.equal(tables["full"].inv_freq, stock.full_inv_freq)
+    assert tables["full"].attention_scaling == 0.5 and tables["full"].rope_type == "linear"
+    assert tables["sliding"].rope_type == "default"
+    x, pos = torch.zeros(1), torch.arange(3).view(1, 1, 3)
+    for name in ("full", "sliding"):
+        for got, want in zip(tables[name](x, pos), stock(x, pos, name), strict=True):
+            assert torch.equal(got, want)
+    plain = rotary_tables(Stock())
+    assert list(plain) == [None] and plain[None].rope_type == "default" and plain[None].attention_scaling == 1.0
+    axes = (0, 1, 2, 0)
+    rotary = multimodal_rotary(stock, FrequencyPlan("x", (2, 1, 1), pair_axes=axes))
+    assert isinstance(rotary, LayerTypedRotaryEmbedding)
+    cos, sin = rotary(x, POSITIONS, "full")
+    assert_tables(cos, sin, POSITIONS, axes, inv_freq=[f / 4 for f in INV_FREQ], scaling=0.5)
+    assert isinstance(
+        multimodal_rotary(Stock(), FrequencyPlan("x", (2, 1, 1), pair_axes=axes)), MultimodalRotaryEmbedding
+    )
+
+
+def test_probe_difference():
+    same = multimodal_rotary(Stock(), FrequencyPlan("x", (P, 0, 0), pair_axes=(0,) * P))
+    assert probe_difference(Stock(), same) is None
+    other = multimodal_rotary(Stock(), FrequencyPlan("x", (P, 0, 0), pair_axes=(0, 0, 0, NOPE)))
+    message = probe_difference(Stock(), other)
+    # probe positions 7 s + 3 for s < 16: the NoPE pair's cos differs from cos(p * inv_freq[3]) by up to this
+    worst = max(abs(1 - math.cos((7 * s + 3) * INV_FREQ[3])) for s in range(16))
+    assert message.startswith("cos differs by up to ")
+    assert float(message.rsplit(" ", 1)[1]) == pytest.approx(worst, rel=1e-2)
+    typed = multimodal_rotary(LayerTypedStock(), FrequencyPlan("x", (P, 0, 0), pair_axes=(0, 0, 0, NOPE)))
+    assert probe_difference(LayerTypedStock(), typed).startswith("cos (full layers) differs by up to ")
+    same_typed = multimodal_rotary(LayerTypedStock(), FrequencyPlan("x", (P, 0, 0), pair_axes=(0,) * P))
+    assert probe_difference(LayerTypedStock(), same_typed) is None
+
+
+def test_reference_cos_sin_agrees_with_the_oracle():
+    """The oracle of this file is the reference's cos_sin for a pair map."""
+    cos, sin = oracle([3, 5, 7], [0, 1, 2, 0])
+    want_cos, want_sin = ref.cos_sin((3, 5, 7), [0, 1, 2, 0], INV_FREQ)
+    assert cos == pytest.approx(want_cos) and sin == pytest.approx(want_sin)
