@@ -1,27 +1,50 @@
-"""Position building: stock transformers get_rope_index vs mmrope-hf, same inputs, one run.
+"""Position building: stock transformers get_rope_index vs mmrope-hf, same inputs, one run, idle or under load.
 
 Batches of B rows, each with N images (random sizes) and text between them, through
 ``Qwen2_5_VLModel.get_rope_index`` of an unpatched tiny model (stock transformers) and of the same model
-patched with each scheme (mmrope-hf's loop-free builder). Prints a table of median times and the ratio
-stock / mmrope-hf (higher is faster), optionally JSON.
+patched with each scheme (mmrope-hf's loop-free builder). Stock and every scheme are timed in turn within each
+repeat (so that they see the same load); the table gives the median times and the ratio stock / mmrope-hf
+(higher is faster). ``circle`` is the Circle-RoPE preset (two position sets: circle and mrope, staggered);
+``circle cold`` forgets its cached rings before every call (every image shape new).
 
-    python benchmarks/bench_positions.py [--batches 1 8 32] [--images 1 4 16] [--repeat 5] [--json out.json]
+``--load N`` starts N processes beside the benchmark that never sleep, as vLLM's CPU engines do: each runs
+small torch matmuls in a loop with its own OpenMP threads spinning between parallel regions
+(``OMP_WAIT_POLICY=ACTIVE``), and stops them at the end. With more runnable threads than cores, every intra-op
+parallel region of torch waits until the scheduler runs its worker threads; this is the load under which the
+torch batch builder was 50x slower than with one thread. Thread settings are torch's defaults (the point of the
+benchmark) unless ``--threads`` is given.
+
+    python benchmarks/bench_positions.py [--batches 1 8 32] [--images 1 4 16] [--repeat 15] [--load 4]
+        [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import time
+from typing import Callable
 
 import torch
 
 import mmrope_hf
+from mmrope_hf.positions import circle
 from mmrope_hf.testing import build_inputs, tiny_model
 
 SCHEMES = ("mrope", "mrope-i", "spatial-reset", "circle")
+COLUMNS = (*SCHEMES, "circle cold")
+LOAD_SOURCE = """
+import torch
+a = torch.randn(192, 192)
+while True:
+    for _ in range(100):
+        a @ a
+"""
 
 
 def batch(rows: int, images: int, seed: int) -> dict:
@@ -36,42 +59,110 @@ def batch(rows: int, images: int, seed: int) -> dict:
     return {k: inputs[k] for k in ("input_ids", "mm_token_type_ids", "image_grid_thw", "attention_mask")}
 
 
-def timed(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
+def start_load(count: int) -> list[subprocess.Popen]:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    procs = [subprocess.Popen([sys.executable, "-c", LOAD_SOURCE], env=env) for _ in range(count)]
+    if procs:
+        time.sleep(3.0)  # imports done, loops running
+    return procs
+
+
+def stop_load(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait()
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds of each function, timed in turn within every repeat."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def cold(fn: Callable[[], object]) -> Callable[[], object]:
+    def run():
+        circle.clear_ring_cache()
+        return fn()
+
+    return run
+
+
+def run(batches: list[int], images: list[int], repeat: int) -> list[dict]:
+    stock = tiny_model("qwen2_5_vl")
+    patched = {s: mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), s) for s in SCHEMES}
+    rows = []
+    print(f"{'batch':>5} {'images':>6} {'tokens':>7} {'stock ms':>9} " + " ".join(f"{c + ' x':>13}" for c in COLUMNS))
+    for b in batches:
+        for n in images:
+            inputs = batch(b, n, seed=b * 100 + n)
+            fns: dict[str, Callable[[], object]] = {"stock": lambda inputs=inputs: stock.model.get_rope_index(**inputs)}
+            for s, model in patched.items():
+                fns[s] = lambda model=model, inputs=inputs: model.model.get_rope_index(**inputs)
+            fns["circle cold"] = cold(fns["circle"])
+            medians = interleaved(fns, repeat)
+            row = {"batch": b, "images": n, "tokens": int(inputs["input_ids"].numel())}
+            row.update({f"{name}_ms": seconds * 1e3 for name, seconds in medians.items()})
+            row.update({f"{c}_ratio": medians["stock"] / medians[c] for c in COLUMNS})
+            rows.append(row)
+            ratios = " ".join(f"{row[f'{c}_ratio']:>13.1f}" for c in COLUMNS)
+            print(f"{b:>5} {n:>6} {row['tokens']:>7} {row['stock_ms']:>9.2f} {ratios}", flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--images", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--load", type=int, default=0, help="busy processes to start beside the benchmark")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own setting)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    stock = tiny_model("qwen2_5_vl")
-    patched = {s: mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), s) for s in SCHEMES}
-    rows = []
-    print(f"{'batch':>5} {'images':>6} {'tokens':>7} {'stock ms':>9} " + " ".join(f"{s + ' x':>15}" for s in SCHEMES))
-    for b in args.batches:
-        for n in args.images:
-            inputs = batch(b, n, seed=b * 100 + n)
-            base = timed(lambda: stock.model.get_rope_index(**inputs), args.repeat)
-            row = {"batch": b, "images": n, "tokens": int(inputs["input_ids"].numel()), "stock_ms": base * 1e3}
-            for s, model in patched.items():
-                row[f"{s}_ms"] = timed(lambda: model.model.get_rope_index(**inputs), args.repeat) * 1e3
-            rows.append(row)
-            ratios = " ".join(f"{row['stock_ms'] / row[f'{s}_ms']:>15.1f}" for s in SCHEMES)
-            print(f"{b:>5} {n:>6} {row['tokens']:>7} {row['stock_ms']:>9.2f} {ratios}")
-    print("(columns per scheme: stock time / mmrope-hf time; > 1 means mmrope-hf is faster)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    procs = start_load(args.load)
+    try:
+        before = load_average()
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, {os.cpu_count()} cores; "
+            f"load: {args.load} busy processes started here; load average before: {before}",
+            flush=True,
+        )
+        rows = run(args.batches, args.images, args.repeat)
+        after = load_average()
+    finally:
+        stop_load(procs)
+    print(
+        f"(stock time / mmrope-hf time, medians of {args.repeat}; > 1: mmrope-hf is faster) load average after: {after}"
+    )
     if args.json:
+        meta = {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cores": os.cpu_count(),
+            "load_processes": args.load,
+            "load_average_before": before,
+            "load_average_after": after,
+            "repeat": args.repeat,
+        }
         with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "rows": rows}, f, indent=2)
+            json.dump({**meta, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from test_vectorized import random_batch
 
 import mmrope_hf
+from mmrope_hf.positions import circle
 from mmrope_hf.positions.batch import batch_positions
 from mmrope_hf.positions.builder import position_options
 from mmrope_hf.positions.layout import IMAGE, VIDEO, parse_layout, visual_items
@@ -47,24 +48,33 @@ def test_numpy_and_torch_back_ends_equal_the_reference(seed, scheme, options):
             torch.testing.assert_close(a, b, atol=2e-5 if a.is_floating_point() else 0, rtol=0)
 
 
+# the sizes above which torch splits an op across its intra-op threads: at::vml (cos, sin) and GRAIN_SIZE
+SERIAL_LIMIT = {"atan2": 32768, "hypot": 32768, "cos": 2048, "sin": 2048, "cumsum": 32768}
+
+
 def test_host_path_keeps_torch_ops_below_the_grain_size(monkeypatch):
-    """The trigonometry of the numpy path runs in torch (vectorised float64), on chunks below torch's grain size,
-    so that no op reaches the intra-op thread pool (the busy-machine slow-down), even for 80,000 visual tokens."""
-    sizes = []
-    for name in ("atan2", "cos", "sin"):
+    """The trigonometry and the row sums of the numpy path run in torch (vectorised), on chunks below torch's grain
+    sizes, so that no op reaches the intra-op thread pool (the busy-machine slow-down), even for 80,000 visual
+    tokens."""
+    sizes: dict[str, list[int]] = {name: [] for name in SERIAL_LIMIT}
+    for name in SERIAL_LIMIT:
         real = getattr(torch, name)
 
-        def spy(*args, _real=real, **kwargs):
-            sizes.append(args[0].numel())
+        def spy(*args, _real=real, _name=name, **kwargs):
+            x = args[0]  # a cumulative sum runs one row per thread: one row is serial whatever its length
+            sizes[_name].append(x.numel() if _name != "cumsum" or x.shape[0] > 1 else 0)
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(torch, name, spy)
-    tt = torch.zeros(1, 80002, dtype=torch.long)
-    tt[0, 1:-1] = 1  # one (merged) 2 x 40000 image
-    items = [visual_items(IMAGE, torch.tensor([[1, 4, 80000]])), visual_items(VIDEO, None)]
-    opts = position_options(mmrope_hf.resolve_config("circle", layers="all"))
+    tt = torch.zeros(3, 80002, dtype=torch.long)
+    tt[:, 1:-1] = 1  # one (merged) 2 x 40000 image per row
+    items = [visual_items(IMAGE, torch.tensor([[1, 4, 80000]] * 3)), visual_items(VIDEO, None)]
+    circle.clear_ring_cache()
+    opts = position_options(mmrope_hf.resolve_config("circle", layers="all", radius="auto", auto_radius="l2"))
     got = batch_positions(("circle",), [POSITION_DESIGNS.get("circle").batch], tt, None, items, 2, opts, host=True)
-    assert got is not None and len(sizes) >= 3 * 3 and max(sizes) <= 32768
+    assert got is not None
+    for name, limit in SERIAL_LIMIT.items():
+        assert sizes[name] and max(sizes[name]) <= limit, (name, sizes[name][:3])
     monkeypatch.undo()
     ref = build_positions(("circle",), parse_layout(tt, None, items, 2), opts, None, tuple(tt.shape))
     torch.testing.assert_close(got[0], ref[0], atol=2e-5, rtol=0)

@@ -64,6 +64,16 @@ class ArrayOps:
     def cumsum(self, x: Any, axis: int) -> Any:
         raise NotImplementedError
 
+    def copy(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def put(self, out: Any, index: Any, values: Any) -> None:
+        """``out[:, index] = values`` (cast to out's dtype)."""
+        raise NotImplementedError
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        raise NotImplementedError
+
     def repeat(self, x: Any, counts: Any, total: int) -> Any:
         """Each column of ``x`` (1-D or 2-D) repeated ``counts`` (host numpy) times; ``total`` = counts.sum()."""
         raise NotImplementedError
@@ -97,25 +107,33 @@ class ArrayOps:
         raise NotImplementedError
 
 
-_GRAIN = 32768  # torch runs an elementwise op over fewer elements than at::internal::GRAIN_SIZE on one thread
+_GRAIN = 32768  # at::internal::GRAIN_SIZE: TensorIterator ops (atan2, hypot, cumsum rows) over fewer run serially
+_VML_GRAIN = 2048  # cos and sin go through at::vml, which splits anything over 2048 elements across threads
 
 
-def _serial_torch(op: Callable, *arrays: np.ndarray) -> np.ndarray:
-    """A torch elementwise op on numpy float64 arrays, without copies, in chunks small enough to stay on the
-    calling thread. torch's float64 trigonometry is vectorised (SLEEF), ~10x faster than numpy's."""
+def _serial_torch(op: Callable, *arrays: np.ndarray, grain: int = _GRAIN) -> np.ndarray:
+    """A torch elementwise op on numpy float64 arrays, without copies, in chunks of at most ``grain`` elements so
+    that it stays on the calling thread. torch's float64 trigonometry is vectorised (SLEEF), ~10x faster than
+    numpy's; the ring cache of Circle-RoPE's host path computes it once per image shape anyway."""
     n = arrays[0].shape[0]
-    if n <= _GRAIN:
+    if n <= grain:
         return op(*(torch.from_numpy(a) for a in arrays)).numpy()
     out = np.empty(n, dtype=np.float64)
     result = torch.from_numpy(out)
-    for lo in range(0, n, _GRAIN):
-        op(*(torch.from_numpy(a[lo : lo + _GRAIN]) for a in arrays), out=result[lo : lo + _GRAIN])
+    for lo in range(0, n, grain):
+        op(*(torch.from_numpy(a[lo : lo + grain]) for a in arrays), out=result[lo : lo + grain])
     return out
 
 
 class NumpyOps(ArrayOps):
+    """numpy, with the array methods where numpy's functions of the same name cost 2-4x more per call."""
+
     f32, f64, i64 = np.float32, np.float64, np.int64
-    stack, maximum, minimum, where = staticmethod(np.stack), np.maximum, np.minimum, staticmethod(np.where)
+    maximum, minimum, where = np.maximum, np.minimum, staticmethod(np.where)
+
+    @staticmethod
+    def stack(arrays, axis=0):
+        return np.array(arrays) if axis == 0 else np.stack(arrays, axis)  # equal 1-D shapes: np.array stacks
 
     @staticmethod
     def atan2(y, x):
@@ -127,11 +145,11 @@ class NumpyOps(ArrayOps):
 
     @staticmethod
     def cos(x):
-        return _serial_torch(torch.cos, x)
+        return _serial_torch(torch.cos, x, grain=_VML_GRAIN)
 
     @staticmethod
     def sin(x):
-        return _serial_torch(torch.sin, x)
+        return _serial_torch(torch.sin, x, grain=_VML_GRAIN)
 
     def arange(self, n):
         return np.arange(n, dtype=np.int64)
@@ -142,6 +160,9 @@ class NumpyOps(ArrayOps):
     def zeros(self, shape, dtype):
         return np.zeros(shape, dtype=dtype)
 
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
     def full(self, n, value, dtype):
         return np.full(n, value, dtype=dtype)
 
@@ -149,13 +170,30 @@ class NumpyOps(ArrayOps):
         return x.astype(dtype, copy=False)
 
     def cumsum(self, x, axis):
-        return np.cumsum(x, axis=axis)
+        """Along the rows of a 2-D array, in torch (~4x faster than numpy's scalar loop), a block of rows at a time
+        so that no call reaches torch's intra-op pool."""
+        if x.size < 4096:
+            return x.cumsum(axis)
+        assert axis == 1 and x.ndim == 2
+        out = np.empty_like(x)
+        rows = max(1, _GRAIN // max(1, x.shape[1]))
+        source, target = torch.from_numpy(x), torch.from_numpy(out)
+        for lo in range(0, x.shape[0], rows):
+            torch.cumsum(source[lo : lo + rows], 1, out=target[lo : lo + rows])
+        return out
+
+    def copy(self, x):
+        return x.copy()
+
+    def put(self, out, index, values):
+        for k in range(len(out)):  # row by row: 2x faster than one 2-D fancy assignment
+            out[k, index] = values[k]
 
     def repeat(self, x, counts, total):
-        return np.repeat(x, counts, axis=-1)
+        return x.repeat(counts, axis=x.ndim - 1)
 
     def rows3(self, x):
-        return np.broadcast_to(x, (3, x.shape[-1]))
+        return np.array((x, x, x))
 
     def amax0(self, x):
         return x.max(0)
@@ -168,7 +206,7 @@ class NumpyOps(ArrayOps):
         return ufunc.reduceat(values, blocks.offset)  # every block is one run of >= 1 tokens, in block order
 
     def flat_nonzero(self, mask):
-        return np.flatnonzero(mask)
+        return mask.nonzero()[0]  # mask is 1-D here
 
     def concat(self, arrays):
         return np.concatenate(arrays)
@@ -177,6 +215,8 @@ class NumpyOps(ArrayOps):
         return x if x.flags.c_contiguous and x.flags.writeable else np.array(x)
 
     def row_max(self, values, rows, batch):
+        if batch == 1:
+            return values.max(keepdims=True)  # every block is in row 0 (values >= 1 > the empty row's 0)
         out = np.zeros(batch, dtype=values.dtype)
         np.maximum.at(out, rows, values)  # values >= 1 here (a block's top lies past its start >= 0)
         return out
@@ -199,6 +239,9 @@ class TorchOps(ArrayOps):
     def zeros(self, shape, dtype):
         return torch.zeros(shape, dtype=dtype, device=self.device)
 
+    def empty(self, shape, dtype):
+        return torch.empty(shape, dtype=dtype, device=self.device)
+
     def full(self, n, value, dtype):
         return torch.full((n,), value, dtype=dtype, device=self.device)
 
@@ -207,6 +250,12 @@ class TorchOps(ArrayOps):
 
     def cumsum(self, x, axis):
         return x.cumsum(axis)
+
+    def copy(self, x):
+        return x.clone()
+
+    def put(self, out, index, values):
+        out[:, index] = values.to(out.dtype)
 
     def repeat(self, x, counts, total):
         counts = self.asarray(counts, torch.long)
@@ -258,13 +307,9 @@ class Blocks:
     offset: np.ndarray
     counts: np.ndarray
     frames: np.ndarray
+    temporal: bool  # a block has more than one temporal group (else every token's g is 0)
     xp: ArrayOps
     memo: dict = field(default_factory=dict)  # what a design computes once per build (keyed by its name)
-
-    @property
-    def temporal(self) -> bool:
-        """Whether a block has more than one temporal group (else every token's g is 0)."""
-        return bool((self.frames > 1).any())
 
 
 @dataclass(frozen=True)
@@ -303,13 +348,10 @@ def _grid_table(items: Sequence[VisualItems], merge: int):
     """Host tables of the blocks, in token order (modality after modality): merged grids (N, 3), intervals and
     sizes, or ``None`` when a grid does not divide by the merge or holds no token."""
     grids = [g for it in items for g in it.grids]
-    grid = np.array(grids, dtype=np.int64).reshape(-1, 3)
-    if (grid[:, 1:] % merge).any():
+    if any(t <= 0 or h <= 0 or w <= 0 or h % merge or w % merge for t, h, w in grids):
         return None
-    grid[:, 1:] //= merge
+    grid = np.array([(t, h // merge, w // merge) for t, h, w in grids], dtype=np.int64).reshape(-1, 3)
     size = grid.prod(-1)
-    if (size <= 0).any():
-        return None
     interval = np.array([float(i) for it in items for i in it.intervals], dtype=np.float32)
     return grid, interval, size
 
@@ -330,31 +372,41 @@ def _block_table(
     for it in items:
         mask = types == it.modality
         index = xp.flat_nonzero(mask if valid is None else mask & valid)
-        count = int(size[used : used + len(it.grids)].sum())
+        count = sum(t * (h // merge) * (w // merge) for t, h, w in it.grids)
         if index.shape[0] != count:
             return None
         indices.append(index)
         used += len(it.grids)
     nonempty = [i for i in indices if i.shape[0]]
-    ends = np.cumsum(size)
-    offset, total = ends - size, int(ends[-1]) if len(ends) else 0
+    ends = size.cumsum()
+    offset = ends - size
     if not nonempty:
         index = xp.zeros(0, xp.i64)
     else:
         index = nonempty[0] if len(nonempty) == 1 else xp.concat(nonempty)
     first, last = index[xp.asarray(offset, xp.i64)], index[xp.asarray(ends - 1, xp.i64)]
     bad = (last - first + 1 != xp.asarray(size, xp.i64)) | (first // length != last // length)
-    if bool(bad.any()):
+    if bad.sum():
         return None  # a block split by text, padding or a row end
-    # rows of blocks (one per temporal group and row: g * H + r), then tokens from the rows
+    return block_tables(xp, grid, interval, index, first, last)
+
+
+def block_tables(
+    xp: ArrayOps, grid: np.ndarray, interval: np.ndarray, index: Any = None, first: Any = None, last: Any = None
+) -> tuple[Blocks, Tokens]:
+    """:class:`Blocks` and :class:`Tokens` of merged host grids (N, 3) with their host intervals (N,); ``index``,
+    ``first`` and ``last`` are the tokens' places in the batch (``None``: not needed by the caller)."""
     frames, height, width = grid[:, 0], grid[:, 1], grid[:, 2]
     nrows = frames * height
-    row_block = np.repeat(np.arange(len(grid)), nrows)
-    row_start = np.cumsum(nrows) - nrows
-    rho = np.arange(int(nrows.sum())) - np.repeat(row_start, nrows)
+    size = nrows * width
+    ends = size.cumsum()
+    total = int(ends[-1]) if len(ends) else 0
+    # rows of blocks (one per temporal group and row: g * H + r), then tokens from the rows
+    row_block = np.arange(len(grid)).repeat(nrows)
+    rho = np.arange(len(row_block)) - (nrows.cumsum() - nrows).repeat(nrows)
     row_h, row_w = height[row_block], width[row_block]
-    row_g = rho // row_h
-    table = np.stack([row_block, np.cumsum(row_w) - row_w, rho - row_g * row_h, row_g, rho * row_w])
+    row_g = rho // row_h if int(frames.max(initial=1)) > 1 else np.zeros_like(rho)
+    table = np.array((row_block, row_w.cumsum() - row_w, rho - row_g * row_h, row_g, rho * row_w))
     block, first_of_row, r, g, j_of_row = xp.repeat(xp.asarray(table, xp.i64), row_w, total)
     c = xp.arange(total) - first_of_row
     blocks = Blocks(
@@ -363,9 +415,10 @@ def _block_table(
         first,
         last,
         xp.asarray(size, xp.i64),
-        offset,
+        ends - size,
         size,
         frames,
+        int(frames.max(initial=1)) > 1,
         xp,
     )
     return blocks, Tokens(index, block, j_of_row + c, g, r, c)
@@ -374,7 +427,7 @@ def _block_table(
 def _host_arrays(mm_token_type_ids: torch.Tensor, attention_mask: torch.Tensor | None):
     types = mm_token_type_ids.detach().numpy()
     valid = None if attention_mask is None else attention_mask.detach().cpu().numpy() != 0
-    if valid is not None and valid.all():
+    if valid is not None and np.count_nonzero(valid) == valid.size:
         valid = None
     return types.reshape(-1), None if valid is None else valid.reshape(-1)
 
@@ -425,41 +478,45 @@ def _build(xp: ArrayOps, batch_designs, types, valid, items, merge, options, bat
     if table is None:
         return None
     blocks, tokens = table
-    steps = xp.cast(valid, xp.i64) if valid is not None else None
+    any_blocks = len(blocks.counts) > 0
+    dtype = xp.f32 if any(design.floating for design in batch_designs) else xp.i64  # what the reference returns
+    positions = xp.empty((3 * len(batch_designs), batch * length), dtype)  # every row is written below
+    # lead[b, p]: 1 for a real token at p, plus (per design) what the block that ended at p - 1 adds beyond its
+    # size; its cumulative sum is the position of every token (minus 1), its last column the position that follows
+    lead = xp.zeros((batch, length + 1), xp.i64)
+    if valid is None:
+        lead[:, :length] = 1
+        counts = xp.full(batch, length, xp.i64)
+    else:
+        lead[:, :length] = xp.cast(valid, xp.i64).reshape(batch, length)
+        counts = lead.sum(1)
     rows = blocks.first // length
-    sets, deltas = [], []
-    for design in batch_designs:
-        if len(blocks.size):
+    ends = blocks.last + rows + 1  # the column after each block's last token, in lead's flat layout
+    deltas = []
+    for k, design in enumerate(batch_designs):
+        own = lead
+        if any_blocks:
             advance = design.advance(blocks, tokens, options)
-            dtype = advance.dtype
-        else:  # text only: the design's dtype without calling it (it reduces over blocks)
-            advance, dtype = None, xp.f64 if design.floating else xp.i64
-        # lead[b, p]: 1 for a real token at p, plus what the block that ended at p - 1 adds beyond its size; its
-        # cumulative sum is the position of every token (minus 1), and its last column the position that follows
-        lead = xp.zeros((batch, length + 1), dtype)
-        lead[:, :length] = 1 if steps is None else xp.cast(steps, dtype).reshape(batch, length)
-        flat = lead.reshape(-1)
-        if advance is not None:
-            flat[blocks.last + rows + 1] += advance - xp.cast(blocks.size, dtype)
-        running = xp.cumsum(lead, 1)
-        base = (running[:, :length] - 1).reshape(-1)
+            own = xp.cast(lead, advance.dtype) if advance.dtype != lead.dtype else xp.copy(lead)
+            own.reshape(-1)[ends] += advance - xp.cast(blocks.size, advance.dtype)
+        elif design.floating:
+            own = xp.cast(lead, xp.f64)
+        running = xp.cumsum(own, 1)
+        base = running[:, :length].reshape(-1) - 1
         following = running[:, length]
-        counts = xp.full(batch, length, dtype) if steps is None else xp.cast(steps.reshape(batch, length).sum(1), dtype)
-        if steps is not None:
-            base = xp.where(valid, base, 0)
-        if advance is None:
-            sets.append(xp.rows3(base).reshape(3, batch, length))
+        if valid is not None:  # padded slots get 0
+            base = base * valid if base.dtype == xp.i64 else xp.where(valid, base, 0.0)
+        out = positions[3 * k : 3 * k + 3]
+        out[:] = base
+        if not any_blocks:
             deltas.append(following - counts)
             continue
         start = base[blocks.first]
-        visual = design.visual(xp.repeat(start, blocks.counts, len(tokens.index)), tokens, blocks, options)
-        out = xp.zeros((3, batch * length), visual.dtype)
-        out[:] = base
-        out[:, tokens.index] = visual
-        block_top = start + xp.cast(design.top(blocks, tokens, options), dtype)
-        top = xp.row_max(block_top, rows, batch)
-        deltas.append(xp.maximum(following, top) - counts)
-        sets.append(out.reshape(3, batch, length))
-    dtype = xp.i64 if all(s.dtype == xp.i64 for s in sets) else xp.f32
-    positions = xp.cast(sets[0], dtype) if len(sets) == 1 else xp.concat([xp.cast(s, dtype) for s in sets])
-    return xp.owned(positions), xp.owned(xp.cast(xp.stack(deltas, 1), dtype))
+        xp.put(
+            out,
+            tokens.index,
+            design.visual(xp.repeat(start, blocks.counts, len(tokens.index)), tokens, blocks, options),
+        )
+        block_top = start + xp.cast(design.top(blocks, tokens, options), start.dtype)
+        deltas.append(xp.maximum(following, xp.row_max(block_top, rows, batch)) - counts)
+    return positions.reshape(-1, batch, length), xp.owned(xp.cast(xp.stack(deltas), dtype).T)

@@ -60,9 +60,14 @@ def _batch_t_offsets(blocks: Blocks, g, interval, options: PositionOptions):
 
 
 def _batch_extent(blocks: Blocks, options: PositionOptions):
-    grid, xp = blocks.grid, blocks.xp
-    spatial = xp.maximum(grid[:, 1], grid[:, 2]) - 1
-    return xp.maximum(_batch_t_offsets(blocks, grid[:, 0] - 1, blocks.interval, options), spatial)
+    key = ("mrope-extent", id(options))  # advance and top both read it
+    if key not in blocks.memo:
+        grid, xp = blocks.grid, blocks.xp
+        spatial = xp.maximum(grid[:, 1], grid[:, 2]) - 1
+        if blocks.temporal:
+            spatial = xp.maximum(_batch_t_offsets(blocks, grid[:, 0] - 1, blocks.interval, options), spatial)
+        blocks.memo[key] = spatial
+    return blocks.memo[key]
 
 
 def _batch_mrope(reset: bool) -> BatchDesign:
