@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import inputs_for, logits
+from conftest import PROMPTS, inputs_for, logits, reference_layout
+from oracle_forward import float32_atol, layer_tables, oracle_logits
+from reference import circle_reference, rope_reference
 
 import mmrope_hf
 from mmrope_hf.frequencies.rotary import StackedCosSin
@@ -39,7 +41,10 @@ def test_schedules_stagger_any_designs():
 def test_any_depth(depth):
     model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl", num_hidden_layers=depth), "circle")
     assert mmrope_hf.patch_info(model)["layer_sets"] == [i % 2 for i in range(depth)]
-    assert torch.isfinite(logits(model, inputs_for("qwen2_5_vl", "one_image"))).all()
+    inputs = inputs_for("qwen2_5_vl", "one_image")
+    stock = tiny_model("qwen2_5_vl", num_hidden_layers=depth)
+    want = oracle_logits("qwen2_5_vl", PROMPTS["one_image"], inputs, "circle", model=stock)  # circle, mrope, ...
+    torch.testing.assert_close(logits(model, inputs), want, atol=float32_atol(want), rtol=0)
 
 
 def test_a_bad_schedule_fails():
@@ -47,6 +52,9 @@ def test_a_bad_schedule_fails():
         mmrope_hf.patch_model(tiny_model("qwen2_vl"), "circle", layers=[True, False, True])
     with pytest.raises(ValueError, match=r"unknown layers repeat entry 'cirle'; valid: true, false, circle"):
         mmrope_hf.patch_model(tiny_model("qwen2_vl"), "circle", layers={"repeat": ["cirle"]})
+
+
+COS_ATOL = 1e-5  # float32 angles of up to ~50 rad against float64 maths: 50 eps(float32) = 6e-6
 
 
 def layer_cos_during_generate(model, inputs, new_tokens=3):
@@ -70,13 +78,14 @@ def test_each_layer_sees_exactly_its_design_through_generate(family, prompt):
     model = mmrope_hf.patch_model(tiny_model(family), "circle")
     first, second = [i for i, layer in enumerate(model.model.language_model.layers) if hasattr(layer, "self_attn")]
     staggered = layer_cos_during_generate(model, inputs)
-    circle = layer_cos_during_generate(mmrope_hf.patch_model(tiny_model(family), "circle", layers="all"), inputs)
-    mrope = layer_cos_during_generate(mmrope_hf.patch_model(tiny_model(family), "mrope"), inputs)
+    # The references' tables over the prompt and 2 generated tokens, which continue from each set's next position.
+    circle, mrope = [cos for cos, _ in layer_tables(family, PROMPTS[prompt], "circle", extra=2)]
+    length = inputs["input_ids"].shape[1]
     assert len(staggered[first]) == 3  # prefill + 2 cached steps
-    for step in range(3):
-        assert torch.equal(staggered[first][step], circle[first][step])
-        assert torch.equal(staggered[second][step], mrope[second][step])
-    assert not torch.equal(staggered[first][0], staggered[second][0])
+    for step, columns in enumerate((slice(0, length), slice(length, length + 1), slice(length + 1, length + 2))):
+        torch.testing.assert_close(staggered[first][step], circle[:, columns], atol=COS_ATOL, rtol=0)
+        torch.testing.assert_close(staggered[second][step], mrope[:, columns], atol=COS_ATOL, rtol=0)
+    assert (circle - mrope).abs().max() > 0.1
 
 
 def test_a_hybrid_stack_schedules_its_full_attention_layers_only():
@@ -112,6 +121,10 @@ def test_decoding_from_rope_deltas_continues_each_set_from_its_own_end():
                 use_cache=True,
             )
             model(input_ids=inputs["input_ids"][:, prefill:], past_key_values=out.past_key_values, use_cache=True)
+    # The decoded token is the prompt's last: its mrope position from the reference, not the circle set's end.
+    (_, _), (mrope, _) = layer_tables(family, PROMPTS["images"], "circle")
+    for name in ("circle", "mrope"):
+        torch.testing.assert_close(cos[name], mrope[:, -1:], atol=COS_ATOL, rtol=0)
     assert torch.equal(cos["circle"], cos["mrope"])
 
 
@@ -123,6 +136,11 @@ def test_one_cos_sin_per_position_set_per_forward():
     model.model.language_model.rotary_emb.register_forward_hook(lambda m, a, out: calls.append(out))
     logits(model, inputs_for("qwen2_vl", "images"))
     assert len(calls) == 1 and isinstance(calls[0], StackedCosSin) and calls[0][0].shape[0] == 3
+    designs = ["circle", "mrope", "vanilla"]  # repeat: true -> circle, false -> stagger_with (mrope), vanilla
+    per_layer = layer_tables("qwen2_vl", PROMPTS["images"], "circle", layers=designs)[:3]
+    for k, (cos, sin) in enumerate(per_layer):
+        torch.testing.assert_close(calls[0][0][k], cos, atol=COS_ATOL, rtol=0)
+        torch.testing.assert_close(calls[0][1][k], sin, atol=COS_ATOL, rtol=0)
 
 
 def test_rope_deltas_are_the_primary_sets():
@@ -134,3 +152,11 @@ def test_rope_deltas_are_the_primary_sets():
         inputs["input_ids"], **{k: inputs[k] for k in keys}
     )
     assert positions.shape[0] == 6 and torch.equal(positions[:3], alone) and torch.equal(deltas, alone_deltas)
+    layout = reference_layout("qwen2_5_vl", PROMPTS["one_image"][0])
+    circle, following = circle_reference.positions(layout)
+    torch.testing.assert_close(
+        positions[:3, 0].T.double(), torch.tensor(circle, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(deltas.double(), torch.tensor([[following - len(circle)]], dtype=torch.float64))
+    mrope, _ = rope_reference.positions(layout, "mrope")
+    assert positions[3:, 0].T.tolist() == [list(p) for p in mrope]
