@@ -122,6 +122,10 @@ def test_rotary_keeps_activation_dtype_and_accepts_every_row_layout():
     x = torch.zeros(1, dtype=torch.bfloat16)
     cos, _ = ours(x, flat)
     assert cos.dtype == torch.bfloat16 and cos.shape == (1, 6, 128)
+    axes, inv_freq = ref.chunked_axes(64, [16, 24, 24]), ref.inv_freq(128, 1e6)
+    want = torch.tensor([ref.cos_sin((p, p, p), axes, inv_freq)[0] for p in range(6)], dtype=torch.float64)
+    atol = torch.finfo(torch.bfloat16).eps  # |cos| <= 1 rounded to bf16: half an eps, plus float32 angles
+    torch.testing.assert_close(cos[0].double(), want, atol=atol, rtol=0)
     for layout in (flat[None], flat[None].expand(3, -1, -1), flat[None].expand(4, -1, -1)):
         assert torch.equal(ours(x, layout)[0], cos)
     with pytest.raises(ValueError, match="position_ids has 5 rows"):
