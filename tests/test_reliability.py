@@ -7,9 +7,10 @@ import pickle
 
 import pytest
 import torch
-from conftest import SCHEMES, inputs_for, logits, reference_layout
+from conftest import PROMPTS, SCHEMES, inputs_for, logits, reference_layout
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle_forward import float32_atol, oracle_logits, oracle_model
 from reference import rope_reference as ref
 
 import mmrope_hf
@@ -113,6 +114,11 @@ def test_explicit_position_ids_are_used_as_given():
     keys = ("mm_token_type_ids", "image_grid_thw", "attention_mask")
     positions, _ = model.model.get_rope_index(inputs["input_ids"], **{k: inputs[k] for k in keys})
     assert torch.equal(logits(model, {**inputs, "position_ids": positions}), logits(model, inputs))
+    # Other positions given: the reference's vanilla ones (p, p, p), which every pair map reads alike.
+    vanilla, _ = ref.positions(reference_layout("qwen2_vl", PROMPTS["one_image"][0]), "vanilla")
+    given = torch.tensor(vanilla).T[:, None]
+    want = oracle_logits("qwen2_vl", PROMPTS["one_image"], inputs, "vanilla")
+    torch.testing.assert_close(logits(model, {**inputs, "position_ids": given}), want, atol=float32_atol(want), rtol=0)
 
 
 def test_hygiene_to_half_compile_and_config_pickle():
@@ -120,6 +126,8 @@ def test_hygiene_to_half_compile_and_config_pickle():
     inputs = inputs_for(family, "images")
     model = mmrope_hf.patch_model(tiny_model(family), "circle")
     expected = logits(model, inputs)
+    want = oracle_logits(family, PROMPTS["images"], inputs, "circle")
+    torch.testing.assert_close(expected, want, atol=float32_atol(want), rtol=0)
     model.to("cpu").half().float()
     assert mmrope_hf.is_patched(model)
     torch.testing.assert_close(logits(model, inputs), expected, atol=5e-3, rtol=0)
@@ -131,6 +139,11 @@ def test_hygiene_to_half_compile_and_config_pickle():
         compiled(torch.zeros(1), positions), model.model.language_model.rotary_emb(torch.zeros(1), positions)
     ):
         assert torch.equal(got, want)
+    # Text: one 1D table, from the inverse frequencies as .half() left them (rounded to float16, as on stock models).
+    inv_freq = torch.tensor(ref.inv_freq(32, 10000.0)).half().double().tolist()
+    text = [ref.cos_sin((p, p, p), [0] * 16, inv_freq) for p in range(6)]
+    for got, want in zip(compiled(torch.zeros(1), positions), zip(*text, strict=True), strict=True):
+        torch.testing.assert_close(got[0, 0].double(), torch.tensor(want, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
 def test_deepcopy_of_a_patched_model_fails_clearly_and_works_after_unpatch():
@@ -143,6 +156,8 @@ def test_deepcopy_of_a_patched_model_fails_clearly_and_works_after_unpatch():
         mmrope_hf.patch_model(m, scheme)
     inputs = inputs_for("qwen2_vl", "images")
     assert torch.equal(logits(model, inputs), logits(clone, inputs))
+    want = oracle_logits("qwen2_vl", PROMPTS["images"], inputs, "circle")
+    torch.testing.assert_close(logits(clone, inputs), want, atol=float32_atol(want), rtol=0)
 
 
 def test_unpatch_after_generate_restores_stock_outputs():
@@ -239,6 +254,9 @@ def test_training_forward_after_generate_with_another_batch_size():
     fresh = mmrope_hf.patch_model(tiny_model(family), "circle")
     labels = single["input_ids"]
     assert torch.equal(used(**single, labels=labels).loss, fresh(**single, labels=labels).loss)
+    with oracle_model(family, PROMPTS["images"], "circle") as oracle:
+        want = oracle(**single, labels=labels).loss
+    torch.testing.assert_close(used(**single, labels=labels).loss, want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("scheme", ["mrope", "mrope-i", "circle"])
@@ -258,3 +276,7 @@ def test_generate_keeps_the_video_timing(scheme):
     full = logits(model, forced)
     for i, step in enumerate(out.logits):
         torch.testing.assert_close(step, full[:, length - 1 + i], atol=1e-5, rtol=0)
+    # The full forward itself: the reference with a temporal step of tokens_per_second (2) x 0.75 s (own rule).
+    ((pre, video, post),) = PROMPTS["video"]
+    want = oracle_logits(family, [[pre, video, post + new]], forced, scheme, own=1.5)
+    torch.testing.assert_close(full, want, atol=float32_atol(want), rtol=0)
