@@ -239,7 +239,6 @@ def check_scheme(scheme: str, stock, inputs: dict, settings: Settings, compile_i
             row.notes.append("compiled: skipped: time")
         else:
             row.compiled_equal, row.compiled_speedup = compiled_generation(patched, inputs, settings)
-    del patched
     return row
 
 
