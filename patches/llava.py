@@ -179,20 +179,32 @@ def _with_text_row(text_row: torch.Tensor, positions: torch.Tensor) -> torch.Ten
     return torch.cat([text_row[None], positions])
 
 
+@torch.compiler.disable  # host work on the token layout: out of a compiled graph in one piece
+def _prompt_positions(geometry: TokenLayout, state: Any, input_ids: torch.Tensor, mask, inputs: dict):
+    layout = geometry.layout(input_ids, mask, inputs)
+    if layout is None:
+        state.set_deltas = None  # a text-only prompt: 1D positions now and while decoding it
+        return None
+    return state.positions(layout, mask, tuple(input_ids.shape), input_ids.device)
+
+
 def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tuple, kwargs: dict):
     inputs = _named(module, args, kwargs)
     input_ids = inputs.get("input_ids")
     if inputs.get("position_ids") is not None or input_ids is None:
         return None  # explicit positions win; inputs_embeds alone keep the model's 1D positions
     mask = _mask_2d(inputs.get("attention_mask"))
-    past = _cache_length(inputs.get("past_key_values"))
-    batch, length = input_ids.shape
-    if past == 0:
-        layout = geometry.layout(input_ids, mask, inputs)
-        if layout is None:
-            state.set_deltas = None  # a text-only prompt: 1D positions now and while decoding it
-            return None
-        positions = state.positions(layout, mask, (batch, length), input_ids.device)
+    length = input_ids.shape[1]
+    cache = inputs.get("past_key_values")
+    if cache is not None and mask is not None and mask.shape[-1] > length:
+        # Decoding, as the mask over past + new tokens says: tensors only (no read of the cache length, which a
+        # static cache keeps in a tensor), so that a compiled decode step has no graph break.
+        past = mask.shape[-1] - length
+        if not torch.compiler.is_compiling():
+            _no_placeholders_after_prompt(geometry, input_ids)
+        positions = _from_deltas(state, (mask.long().cumsum(-1) - 1)[:, -length:])
+    elif (past := _cache_length(cache)) == 0:
+        positions = _prompt_positions(geometry, state, input_ids, mask, inputs)
     else:
         _no_placeholders_after_prompt(geometry, input_ids)
         if mask is not None and mask.shape[-1] == past + length:
@@ -200,8 +212,8 @@ def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tupl
         else:
             index = torch.arange(past, past + length, device=input_ids.device)[None]
         positions = _from_deltas(state, index)
-        if positions is None:
-            return None
+    if positions is None:
+        return None
     text_row = torch.arange(past, past + length, device=input_ids.device)[None]  # the stock language model's rule
     inputs["position_ids"] = _with_text_row(text_row, positions)
     return (), inputs
