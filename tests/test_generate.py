@@ -14,7 +14,11 @@ from conftest import (
     greedy,
     inputs_for,
     left_pad_batch,
+    reference_layout,
 )
+from oracle_forward import SCHEMES as RECIPES
+from oracle_forward import next_position
+from reference import rope_reference
 
 import mmrope_hf
 from mmrope_hf.testing import build_inputs, tiny_model
@@ -69,7 +73,11 @@ def test_second_generate_uses_fresh_rope_deltas(family, scheme):
     used = mmrope_hf.patch_model(tiny_model(family), scheme)
     greedy(used, first)
     again = greedy(used, second)
+    layout = reference_layout(family, [6, ("image", 1, 6, 4), 1, ("image", 1, 2, 4), 3])
+    design = RECIPES[scheme][0][0]  # rope_deltas: the primary position set's
+    delta = next_position(design, layout, 1.0) - rope_reference.num_tokens(layout)  # images only: no stride read
     assert used.model.rope_deltas.shape == (1, 1)
+    assert used.model.rope_deltas.item() == pytest.approx(delta, abs=1e-5)
     fresh = greedy(mmrope_hf.patch_model(tiny_model(family), scheme), second)
     assert torch.equal(again.sequences, fresh.sequences)
     for a, b in zip(again.logits, fresh.logits, strict=True):
