@@ -223,17 +223,18 @@ def layer_tables(
     model=None,
     extra: int = 0,
     own: float | None = None,
+    stride: float | None = None,
     **options,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(cos, sin) float32 that each rotating layer of ``model`` (or the family's tiny model) should read for ``rows``
     (build_inputs rows, padded on ``padding_side``) under ``scheme``: (B, L, 2P), or (3, B, L, 2P) per axis for
     MHRoPE. ``extra`` appends that many text tokens after every row (what generate adds: each set continues from
     its own next position). ``own``: the family's temporal step when not its default (Qwen2.5-VL's
-    tokens_per_second x second_per_grid_ts)."""
+    tokens_per_second x second_per_grid_ts); ``stride``: the temporal step instead of the recipe's (HoPE's draw)."""
     model = tiny_model(family) if model is None else model
-    designs, allocation, stride = recipe(scheme, options)
-    if stride == "own":
-        stride = own_stride(family) if own is None else own
+    designs, allocation, step = recipe(scheme, options)
+    if stride is None:
+        stride = (own_stride(family) if own is None else own) if step == "own" else step
     _, rotated, _, theta, section = geometry(model)
     pairs = rotated // 2
     inv_freq = rope_reference.inv_freq(rotated, theta)
@@ -270,12 +271,19 @@ def layer_tables(
 
 @contextmanager
 def oracle_model(
-    family: str, rows: list, scheme: str, padding_side: str = "left", model=None, own: float | None = None, **options
+    family: str,
+    rows: list,
+    scheme: str,
+    padding_side: str = "left",
+    model=None,
+    own: float | None = None,
+    stride: float | None = None,
+    **options,
 ):
     """The stock model of ``family`` (``model``, or a new tiny one) whose rotating layers read :func:`layer_tables`
     for ``rows``; yields the model, undoes everything on exit."""
     model = tiny_model(family) if model is None else model
-    per_layer = layer_tables(family, rows, scheme, padding_side, model, own=own, **options)
+    per_layer = layer_tables(family, rows, scheme, padding_side, model, own=own, stride=stride, **options)
     handles = []
     for layer, (cos, sin) in zip(rotating_layers(model), per_layer, strict=True):
 

@@ -22,6 +22,7 @@ from conftest import (
     random_rows,
     reference_layout,
 )
+from oracle_forward import float32_atol, oracle_logits
 from reference import baselines_reference as ref
 
 import mmrope_hf
@@ -391,6 +392,21 @@ def test_prefill_then_cached_decoding_equals_full_forward(family, scheme, option
     assert_cached_decoding_with_positions(patched(family, scheme, **options), build_inputs(family, VIDEO_ROWS))
 
 
+@pytest.mark.parametrize(
+    "family, scheme, options",
+    [pytest.param("qwen2_5_vl", *p.values, id=f"qwen2_5_vl-{p.id}") for p in DECODING]
+    + [pytest.param("qwen3_vl", s, {}, id=f"qwen3_vl-{s}") for s in QWEN3_DECODING],
+)
+def test_full_forward_equals_the_oracle(family, scheme, options):
+    """The full forward the decoding tests compare with: the stock model fed cos/sin from baselines_reference's
+    positions and pair maps (tests/oracle_forward.py), left-padded videos and images."""
+    inputs = build_inputs(family, VIDEO_ROWS)
+    real = inputs["attention_mask"].bool()
+    want = oracle_logits(family, VIDEO_ROWS, inputs, scheme, **options)[real]
+    got = logits(patched(family, scheme, **options), inputs)[real]
+    torch.testing.assert_close(got, want, atol=float32_atol(want), rtol=0)
+
+
 @pytest.mark.parametrize("scheme, options", DECODING)
 def test_decoding_from_rope_deltas_equals_full_forward(scheme, options):
     """No position_ids: decoding adds the stored rope_deltas (float for the diagonal and V2PE designs)."""
@@ -458,6 +474,12 @@ def test_hope_training_forward_is_reproducible_and_reaches_the_logits():
             outs.setdefault(seed, []).append(model(**inputs).logits)
     assert torch.equal(outs[7][0], outs[7][1])
     assert not torch.equal(outs[7][0], outs[8][0])
+    # With one choice the draw is known: the training forward is the oracle's HoPE at that stride.
+    model = patched("qwen2_vl", "hope", temporal_stride_choices=[1.25]).train()
+    with torch.no_grad():
+        got = model(**inputs).logits
+    want = oracle_logits("qwen2_vl", HOPE_ROWS, inputs, "hope", stride=1.25)
+    torch.testing.assert_close(got, want, atol=float32_atol(want), rtol=0)
 
 
 # --- options ----------------------------------------------------------------------------------------------------------
