@@ -191,7 +191,7 @@ def mutmut_run(tree: Path, names: list[str], log: Path, budget_s: float | None) 
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
             try:
-                return proc.wait(timeout=120)
+                return proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 return proc.wait()
@@ -216,7 +216,7 @@ for _code in (-24, 24, 152, 255):
 
 def score(name: str, tree: Path) -> dict:
     counts: dict[str, int] = {}
-    survivors = []
+    survivors, retry = [], []
     equivalents = equivalent(name)
     for key, code in meta(tree, name).items():
         status = STATUS.get(code, "suspicious")
@@ -225,6 +225,8 @@ def score(name: str, tree: Path) -> dict:
         counts[status] = counts.get(status, 0) + 1
         if status in ("survived", "no tests", "suspicious", "not checked"):
             survivors.append(key)
+        if status in ("survived", "no tests", "suspicious"):
+            retry.append(key)
     total = sum(counts.values())
     caught = counts.get("killed", 0) + counts.get("timeout", 0)
     n_eq = counts.get("equivalent", 0)
@@ -234,6 +236,7 @@ def score(name: str, tree: Path) -> dict:
         "score": 100.0 * caught / total if total else 0.0,
         "score_eq": 100.0 * caught / (total - n_eq) if total - n_eq else 0.0,
         "survivors": sorted(survivors),
+        "retry": sorted(retry),
     }
 
 
@@ -300,7 +303,7 @@ def run(name: str, args: argparse.Namespace) -> None:
     names = MODULES[name].functions
     if args.retry and (tree / "mutants" / (MODULES[name].source + ".meta")).exists():
         # mutmut keeps a cached verdict unless the mutant is named: name the ones not killed
-        names = score(name, tree)["survivors"] or names
+        names = score(name, tree)["retry"] or names
     # generate the mutants, collect which tests cover which function, then test each mutant
     log = tree / "mutmut.log"
     print(f"{name}: mutmut run in {tree.relative_to(ROOT)} (output: {log.relative_to(ROOT)})", flush=True)
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default="current", choices=["current", "baseline"])
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/mutation.md")
     parser.add_argument("--budget", type=float, help="minutes per module; then mutmut stops, keeping its results")
-    parser.add_argument("--retry", action="store_true", help="rerun only the mutants not killed (after new tests)")
+    parser.add_argument("--retry", action="store_true", help="rerun only the mutants that survived (after new tests)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -340,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.survivors:
         for name in chosen:
             tree = STAGE / name
-            for key in score(name, tree)["survivors"]:
+            for key in score(name, tree)["retry"]:
                 mutmut(tree, "show", key, check=False)
         return 0
     for name in chosen:
