@@ -106,6 +106,8 @@ def native_pairs(family: str, pairs: int, section: list[int]) -> list[tuple[int,
     if family == "ernie4_5_vl_moe":  # [h, w, t] sections: the first s_h + s_w pairs alternate h, w; t after them
         s_h, s_w, _ = section
         return [(i, (H, W)[i % 2] if i < s_h + s_w else T) for i in range(pairs)]
+    if section is None:  # a 1D-RoPE model (LLaVA, tiles): interleaved with the scaled default section (README)
+        return list(enumerate(rope_reference.interleaved_axes(pairs, interleaved_section(pairs))))
     if family in INTERLEAVED:
         return list(enumerate(rope_reference.interleaved_axes(pairs, section)))
     return list(enumerate(rope_reference.chunked_axes(pairs, section)))
@@ -127,14 +129,13 @@ def pair_specs(family: str, allocation: tuple, pairs: int, section: list[int]) -
     """(frequency index, axis) of every output pair under ``allocation`` = (name, section or option); the model's
     own section where the allocation is the model's own (README: default mrope_section)."""
     name, given = allocation
-    own_interleaved = family in INTERLEAVED
-    own_chunked = family not in INTERLEAVED and family != "ernie4_5_vl_moe"
+    own_interleaved = family in INTERLEAVED or section is None  # a 1D-RoPE model's own map is interleaved
+    own_chunked = family not in INTERLEAVED and family != "ernie4_5_vl_moe" and section is not None
     if name == "native":
         return native_pairs(family, pairs, section)
     if name in ("interleaved", "scaled-base"):
-        chosen = (
-            given if name == "interleaved" and given else (section if own_interleaved else interleaved_section(pairs))
-        )
+        own = section if own_interleaved and section is not None else interleaved_section(pairs)
+        chosen = given if name == "interleaved" and given else own
         return list(enumerate(rope_reference.interleaved_axes(pairs, chosen)))
     if name == "chunked":
         chosen = given or (section if own_chunked else chunked_section(pairs))
@@ -169,18 +170,40 @@ def tables(
 # --- the model ----------------------------------------------------------------------------------------------------
 
 
+def text_model(model):
+    """The language model inside (``text_model`` on Idefics3 and SmolVLM)."""
+    return getattr(model.model, "language_model", None) or model.model.text_model
+
+
 def rotating_layers(model) -> list:
-    return [layer for layer in model.model.language_model.layers if hasattr(layer, "self_attn")]
+    return [layer for layer in text_model(model).layers if hasattr(layer, "self_attn")]
 
 
-def geometry(model) -> tuple[int, int, int, float, list[int]]:
-    """(head_dim, rotated channels, KV heads, rope theta, mrope_section) of the stock text model."""
+def _inv_freq(rope: dict, rotated: int) -> list[float]:
+    """The RoPE inverse frequencies of one rope_parameters entry ("linear" scaling divides them by the factor)."""
+    inv_freq = rope_reference.inv_freq(rotated, rope["rope_theta"])
+    if rope["rope_type"] == "linear":
+        return [f / rope["factor"] for f in inv_freq]
+    if rope["rope_type"] != "default":
+        raise ValueError(f"oracle: unsupported rope_type {rope['rope_type']!r}")
+    return inv_freq
+
+
+def geometry(model) -> tuple[int, int, int, list[list[float]], list[int] | None]:
+    """(head_dim, rotated channels, KV heads, inverse frequencies per rotating layer, mrope_section or None for a
+    1D-RoPE model) of the stock text model. Gemma 3 keeps one rope_parameters entry per layer type."""
     config = model.config.get_text_config()
-    attn = rotating_layers(model)[0].self_attn
-    head_dim = attn.head_dim
+    layers = rotating_layers(model)
+    head_dim = layers[0].self_attn.head_dim
     rope = config.rope_parameters
-    rotated = int(head_dim * rope.get("partial_rotary_factor", 1.0))
-    return head_dim, rotated, config.num_key_value_heads, rope["rope_theta"], list(rope["mrope_section"])
+    if "rope_theta" not in rope:  # {layer_type: parameters}
+        per_layer = [rope[kind] for kind, layer in zip(config.layer_types, text_model(model).layers, strict=True)]
+    else:
+        per_layer = [rope] * len(text_model(model).layers)
+    per_layer = [r for r, layer in zip(per_layer, text_model(model).layers, strict=True) if hasattr(layer, "self_attn")]
+    rotated = int(head_dim * per_layer[0].get("partial_rotary_factor", 1.0))
+    section = list(per_layer[0]["mrope_section"]) if "mrope_section" in per_layer[0] else None
+    return head_dim, rotated, config.num_key_value_heads, [_inv_freq(r, rotated) for r in per_layer], section
 
 
 def mhrope_head_axes(kv_heads: int, section: list[int] | None = None) -> list[int]:
@@ -224,27 +247,31 @@ def layer_tables(
     extra: int = 0,
     own: float | None = None,
     stride: float | None = None,
+    layouts: list | None = None,
     **options,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(cos, sin) float32 that each rotating layer of ``model`` (or the family's tiny model) should read for ``rows``
     (build_inputs rows, padded on ``padding_side``) under ``scheme``: (B, L, 2P), or (3, B, L, 2P) per axis for
     MHRoPE. ``extra`` appends that many text tokens after every row (what generate adds: each set continues from
     its own next position). ``own``: the family's temporal step when not its default (Qwen2.5-VL's
-    tokens_per_second x second_per_grid_ts); ``stride``: the temporal step instead of the recipe's (HoPE's draw)."""
+    tokens_per_second x second_per_grid_ts); ``stride``: the temporal step instead of the recipe's (HoPE's draw);
+    ``layouts``: tests/reference layouts of the rows, given instead of ``rows`` (the 1D-RoPE families)."""
     model = tiny_model(family) if model is None else model
     designs, allocation, step = recipe(scheme, options)
     if stride is None:
         stride = (own_stride(family) if own is None else own) if step == "own" else step
-    _, rotated, _, theta, section = geometry(model)
+    _, rotated, _, layer_freqs, section = geometry(model)
     pairs = rotated // 2
-    inv_freq = rope_reference.inv_freq(rotated, theta)
-    layouts = [reference_layout(family, row) for row in rows]
+    if layouts is None:
+        layouts = [reference_layout(family, row) for row in rows]
     width = max(rope_reference.num_tokens(layout) for layout in layouts)
     heads = allocation[0] == "multi-head"
     specs = None if heads else pair_specs(family, allocation, pairs, section)
-    spatial = rope_reference.inv_freq(rotated, theta * allocation[1]) if allocation[0] == "scaled-base" else None
 
-    def batch_tables(design: str):
+    def batch_tables(design: str, inv_freq: tuple):
+        spatial = None  # the scaled-base ablation: h and w pairs on base theta * scale
+        if allocation[0] == "scaled-base":
+            spatial = [f * allocation[1] ** (-2 * i / rotated) for i, f in enumerate(inv_freq)]
         cos, sin = [], []
         for layout in layouts:
             positions = row_positions(design, layout, stride)
@@ -265,8 +292,13 @@ def layer_tables(
         dim = 1 if heads else 0
         return torch.stack(cos, dim).float(), torch.stack(sin, dim).float()
 
-    sets = {design: batch_tables(design) for design in dict.fromkeys(designs)}
-    return [sets[designs[i % len(designs)]] for i in range(len(rotating_layers(model)))]
+    sets, out = {}, []
+    for i, inv_freq in enumerate(layer_freqs):
+        key = (designs[i % len(designs)], tuple(inv_freq))
+        if key not in sets:
+            sets[key] = batch_tables(*key)
+        out.append(sets[key])
+    return out
 
 
 @contextmanager
@@ -278,12 +310,15 @@ def oracle_model(
     model=None,
     own: float | None = None,
     stride: float | None = None,
+    layouts: list | None = None,
     **options,
 ):
     """The stock model of ``family`` (``model``, or a new tiny one) whose rotating layers read :func:`layer_tables`
     for ``rows``; yields the model, undoes everything on exit."""
     model = tiny_model(family) if model is None else model
-    per_layer = layer_tables(family, rows, scheme, padding_side, model, own=own, stride=stride, **options)
+    per_layer = layer_tables(
+        family, rows, scheme, padding_side, model, own=own, stride=stride, layouts=layouts, **options
+    )
     handles = []
     for layer, (cos, sin) in zip(rotating_layers(model), per_layer, strict=True):
 

@@ -11,12 +11,14 @@ row break / end tokens. Positions then come from the independent references in t
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import pytest
 import torch
 import transformers
 from conftest import SCHEMES, assert_batched_generate_equals_one_by_one, assert_prefill_then_decode, logits
+from oracle_forward import float32_atol, oracle_logits
 from reference import circle_reference, rope_reference
 
 import mmrope_hf
@@ -238,6 +240,28 @@ def test_image_positions_match_the_reference(family, model, scheme, options):
                 torch.testing.assert_close(torch.tensor(got), torch.tensor(expected, dtype=torch.float32))
             else:
                 assert [tuple(p) for p in got] == expected
+
+
+@functools.cache
+def shared_models(family: str) -> tuple:
+    """(stock model for the oracle, model to patch and unpatch), built once per family: building costs the most."""
+    return tiny(family), tiny(family)
+
+
+@pytest.mark.parametrize("scheme, options", SCHEDULES)
+def test_every_scheme_equals_the_oracle_forward(family, scheme, options):
+    """The logits equal the stock model fed cos/sin computed from the hand-written layouts above and tests/reference
+    (tests/oracle_forward.py: interleaved with the scaled default section, Gemma 3's two tables), within 32 eps of
+    float32: the full forward that the decoding, generate and batching tests below compare with."""
+    inputs = inputs_for(family)
+    real = inputs["attention_mask"].bool()
+    stock, target = shared_models(family)
+    want = oracle_logits(family, None, inputs, scheme, model=stock, layouts=REFERENCE_LAYOUTS[family], **options)
+    try:
+        got = logits(mmrope_hf.patch_model(target, scheme, **options), inputs)
+    finally:
+        mmrope_hf.unpatch_model(target)
+    torch.testing.assert_close(got[real], want[real], atol=float32_atol(want[real]), rtol=0)
 
 
 def test_gemma3_rotates_both_layer_types_with_the_scheme():
