@@ -1,8 +1,8 @@
 """torch.compile: the decode step of a patched model has no graph break and no host work, for every preset.
 
-- A hand-written decode step (a static cache, a 2-D mask over past + new tokens, no ``position_ids``) compiles with
-  ``fullgraph=True`` and gives the logits of a full uncompiled forward (for ``mrope``: of the stock model), with no
-  recompilation from one step to the next.
+- A hand-written decode step (a static cache, a 2-D mask over past + new tokens, no ``position_ids``) gives the
+  logits of a full uncompiled forward (for ``mrope``: of the stock model), and compiles with ``fullgraph=True``, with
+  no recompilation from one step to the next (a preset of each decode behaviour).
 - ``generate(cache_implementation="static", compile_config=CompileConfig(fullgraph=True))`` gives the tokens and
   scores of uncompiled generation (for ``mrope``: of stock transformers), in every family with a ``get_rope_index``.
 
@@ -21,7 +21,16 @@ from torch._dynamo.utils import counters
 from transformers import CompileConfig, DynamicCache, StaticCache
 
 import mmrope_hf
-from mmrope_hf.testing import build_inputs, tiny_model
+from mmrope_hf.frequencies.apply import _INSTALLED
+from mmrope_hf.testing import (
+    LLAVA_FAMILIES,
+    build_inputs,
+    build_llava_inputs,
+    build_tile_inputs,
+    tiny_llava,
+    tiny_model,
+    tiny_tile_model,
+)
 
 FAMILY = "qwen2_5_vl"
 PAPER = ("mrope-i-paper", "mhrope-paper", "circle-age")  # sections for head_dim 128 / 8 KV heads
@@ -33,15 +42,34 @@ SCHEDULES = [pytest.param(scheme, {}, id=scheme) for scheme in mmrope_hf.availab
 ROWS = [[3, ("image", 1, 4, 4), 2], [2, ("video", 2, 4, 4), 1, ("image", 1, 4, 6), 2]]
 IMAGE_ROWS = [[3, ("image", 1, 4, 4), 2], [2, ("image", 1, 4, 4), 1, ("image", 1, 4, 6), 2]]
 DECODED = 3  # tokens decoded from the cache: one eager step, then two compiled steps
+# Compiled hand-written steps: a preset of each decode behaviour (stock, K = 1 and K = 2 position sets, per-head
+# rotation, float positions, spatial-from-t rows, scaled and NoPE pairs); generate's compiled steps cover every one.
+COMPILED = (
+    "mrope",
+    "mrope-i",
+    "mhrope",
+    "circle",
+    "two-position-sets",
+    "v2pe",
+    "videorope",
+    "omnirope",
+    "hope",
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def reset_dynamo_after_module():
+    yield
+    torch._dynamo.reset()
 
 
 @pytest.fixture(autouse=True)
 def fresh_dynamo():
-    gc.collect()  # an MHRoPE model of an earlier test, collected mid-compile, would swap apply_rotary_pos_emb back
+    if _INSTALLED:  # an MHRoPE model of an earlier test, collected mid-compile, would swap apply_rotary_pos_emb back
+        gc.collect()
     torch._dynamo.reset()
     counters.clear()
     yield
-    torch._dynamo.reset()
 
 
 def stock(scheme: str, family: str = FAMILY):
@@ -63,32 +91,53 @@ def compiled_graphs() -> int:
     return counters["stats"]["unique_graphs"]
 
 
+@pytest.mark.parametrize("scheme, options", SCHEDULES)
+def test_hand_written_decode_equals_full_forward(scheme, options):
+    """Prefill into a static cache, then decode without position_ids (eager): every step equals the full forward."""
+    model, inputs, full = hand_written_case(scheme, options)
+    assert_hand_written_decode(model, inputs, full, compiled=False)
+
+
 @pytest.mark.parametrize(
     "scheme, options, cache_class",
-    [pytest.param(*p.values, StaticCache, id=p.id) for p in SCHEDULES]
-    + [pytest.param(s, {}, DynamicCache, id=f"{s}-dynamic-cache") for s in ("circle", "mhrope")],
+    [pytest.param(*p.values, StaticCache, id=p.id) for p in SCHEDULES if p.id in COMPILED]
+    + [pytest.param("mrope-i", {}, DynamicCache, id="mrope-i-dynamic-cache")],
 )
 def test_hand_written_decode_step_compiles_without_graph_breaks(scheme, options, cache_class):
-    """Prefill into a cache, then decode without position_ids: every step equals the full forward."""
+    """The same steps compiled with fullgraph=True (generate's steps: every preset, below)."""
+    model, inputs, full = hand_written_case(scheme, options)
+    assert_hand_written_decode(model, inputs, full, cache_class)
+
+
+def hand_written_case(scheme: str, options: dict):
     model = patched(scheme, options)
     inputs = build_inputs(family_of(scheme), ROWS if scheme != "mrope" else IMAGE_ROWS)
-    full = logits(stock(scheme) if scheme == "mrope" and not options else model, inputs)
+    return model, inputs, logits(stock(scheme) if scheme == "mrope" and not options else model, inputs)
+
+
+def assert_hand_written_decode(
+    model, inputs: dict, full: torch.Tensor, cache_class=StaticCache, compiled: bool = True
+) -> None:
+    """Prefill all but the last DECODED tokens, one eager decode step, then compiled (fullgraph) steps, each given
+    the new token and the 2-D mask over past + new tokens only: the logits of ``full`` at every step."""
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     prefill = ids.shape[1] - DECODED
-    prompt = dict(inputs, input_ids=ids[:, :prefill], attention_mask=mask[:, :prefill])
-    prompt["mm_token_type_ids"] = inputs["mm_token_type_ids"][:, :prefill]
+    prompt = dict(inputs)
+    for key in ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"):
+        if key in inputs:
+            prompt[key] = inputs[key][:, :prefill]
     size = {"max_cache_len": ids.shape[1] + 4} if cache_class is StaticCache else {}
     cache = cache_class(config=model.config, **size)
     step = torch.compile(model, fullgraph=True, backend="eager")
     with torch.no_grad():
         model(**prompt, past_key_values=cache, use_cache=True)
         for i in range(prefill, ids.shape[1]):
-            call = model if i == prefill else step
+            call = step if compiled and i > prefill else model
             step_mask = mask[:, : i + 1].contiguous()  # as a loop that appends a column makes it
             torch._dynamo.mark_dynamic(step_mask, 1)  # the mask grows by one column per step
             out = call(input_ids=ids[:, i : i + 1], attention_mask=step_mask, past_key_values=cache)
             torch.testing.assert_close(out.logits[:, 0], full[:, i], atol=1e-5, rtol=0)
-    if cache_class is StaticCache:  # (a growing DynamicCache recompiles once, with dynamic shapes, as stock does)
+    if compiled and cache_class is StaticCache:  # (a growing DynamicCache recompiles once, as stock does)
         assert compiled_graphs() == 1  # the second compiled step reused the first one's graph
 
 
@@ -136,12 +185,11 @@ def test_static_cache_compiled_generate_equals_uncompiled(scheme, options):
 
 # Each family's own model code with the patched rotary, against stock transformers (mrope; the MoE twins and GLM-OCR
 # share the attention and rotary code of a family here); Circle (two position sets: per-layer hooks, per-set decode
-# deltas) and MHRoPE (per-head rotation) where the rotary differs most: adjacent pairs and partial rotary (GLM),
-# hybrid linear attention (Qwen3.5).
+# deltas) and MHRoPE (per-head rotation) where the rotary differs most: adjacent pairs and partial rotary (GLM).
 FAMILY_SWEEP = ("qwen2_vl", "qwen3_vl", "qwen3_5", "glm4v", "paddleocr_vl", "ernie4_5_vl_moe", "cosmos3_edge")
 FAMILY_CASES = [
     *[(family, "mrope") for family in FAMILY_SWEEP],
-    *[(family, "circle") for family in ("glm4v", "qwen3_5")],
+    ("glm4v", "circle"),
     ("glm4v", "mhrope"),
 ]
 
@@ -152,6 +200,33 @@ def test_static_cache_compiled_generate_in_every_family(family, scheme):
     model = patched(scheme, {}, family)
     want = static_generate(stock(scheme, family) if scheme == "mrope" else model, inputs)
     assert_compiled_generate_equals(model, inputs, want)
+
+
+# The 1D families lay out their prompts in the adapter (patches/llava.py): LLaVA, and a tile family (InternVL). Gemma 3
+# is left out: its stock sliding-window cache layers guard on their length (an int), one compile per step.
+ONE_D_CASES = [("llava", "circle"), ("internvl", "mrope-i")]
+ONE_D_ROWS = {
+    "llava": [[3, ("image", 60, 80), 4], [2, ("image", 40, 40), 1, ("image", 30, 50), 4]],
+    "internvl": [[3, ("image", 112, 224), 4], [2, ("image", 56, 56), 1, ("image", 112, 112), 4]],
+}
+
+
+def one_d(family: str, scheme: str):
+    model = tiny_llava(family) if family in LLAVA_FAMILIES else tiny_tile_model(family)
+    inputs = (build_llava_inputs if family in LLAVA_FAMILIES else build_tile_inputs)(family, ONE_D_ROWS[family])
+    return mmrope_hf.patch_model(model, scheme), inputs
+
+
+@pytest.mark.parametrize("family, scheme", ONE_D_CASES, ids=[f"{f}-{s}" for f, s in ONE_D_CASES])
+def test_hand_written_decode_step_compiles_without_graph_breaks_in_1d_families(family, scheme):
+    model, inputs = one_d(family, scheme)
+    assert_hand_written_decode(model, inputs, logits(model, inputs))
+
+
+@pytest.mark.parametrize("family, scheme", ONE_D_CASES, ids=[f"{f}-{s}" for f, s in ONE_D_CASES])
+def test_static_cache_compiled_generate_in_1d_families(family, scheme):
+    model, inputs = one_d(family, scheme)
+    assert_compiled_generate_equals(model, inputs, static_generate(model, inputs))
 
 
 @pytest.mark.parametrize("scheme", ["mrope-i", "circle"])
