@@ -69,6 +69,8 @@ def recipe(scheme: str, options: dict) -> tuple[tuple, tuple, object]:
     layers = options.get("layers")
     if layers == "all":
         designs = designs[:1]
+    elif layers == "alternate" and len(designs) == 2:  # the staggered presets' own schedule
+        pass
     elif isinstance(layers, (list, tuple)):
         designs = tuple(layers)
     elif layers is not None:
