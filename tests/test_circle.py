@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 from conftest import left_pad_batch, logits, random_rows, reference_layout
+from oracle_forward import float32_atol, oracle_logits
 from reference import circle_reference as ref
 
 import mmrope_hf
@@ -352,10 +353,8 @@ def test_text_only_logits_equal_the_stock_model(family):
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
 def test_generate_equals_teacher_forced_forward(family):
     model = circle_model(family)
-    singles = [
-        build_inputs(family, [row], seed=b)
-        for b, row in enumerate([[3, ("image", 1, 8, 8), 2], [1, ("image", 1, 4, 6), 5, ("image", 1, 6, 4), 1]])
-    ]
+    rows = [[3, ("image", 1, 8, 8), 2], [1, ("image", 1, 4, 6), 5, ("image", 1, 6, 4), 1]]
+    singles = [build_inputs(family, [row], seed=b) for b, row in enumerate(rows)]
     inputs = left_pad_batch(singles)
     out = model.generate(**inputs, max_new_tokens=4, output_logits=True, return_dict_in_generate=True)
     length, new = inputs["input_ids"].shape[1], out.sequences.shape[1] - inputs["input_ids"].shape[1]
@@ -367,6 +366,10 @@ def test_generate_equals_teacher_forced_forward(family):
         mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], zeros], 1),
     )
     full = logits(model, forced)
+    # The full forward itself: the oracle with circle positions in every layer (mrope's schedule, circle design).
+    want = oracle_logits(family, [[*row[:-1], row[-1] + new] for row in rows], forced, "circle", layers="all")
+    real = forced["attention_mask"].bool()
+    torch.testing.assert_close(full[real], want[real], atol=float32_atol(want[real]), rtol=0)
     assert len(out.logits) == new == 4
     for i, step in enumerate(out.logits):
         torch.testing.assert_close(step, full[:, length - 1 + i], atol=ATOL, rtol=0)
