@@ -308,7 +308,10 @@ def test_llava_full_strategy_places_cls_like_a_text_token():
     assert int((inputs["input_ids"] == IMAGE_TOKEN).sum()) == 17
     expected, _ = rope_reference.positions([("text", 4), BASE, ("text", 2)], "mrope")
     assert [tuple(p) for p in generation_positions(model, inputs)[1:4, 0].T.tolist()] == expected
-    logits(model, inputs)  # the model packs CLS + grid into the same 17 slots
+    # The model packs CLS + grid into the same 17 slots: the logits are the oracle's on that layout.
+    stock = tiny_llava("llava", vision_feature_select_strategy="full")
+    want = oracle_logits("llava", None, inputs, "mrope", model=stock, layouts=[[("text", 4), BASE, ("text", 2)]])
+    torch.testing.assert_close(logits(model, inputs), want, atol=float32_atol(want), rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -490,9 +493,13 @@ def test_other_language_models_inside(family, text_model):
     model = tiny_llava(family, text_model=text_model)
     text, images = inputs_for(family, [[7]]), inputs_for(family)
     stock_text, stock_images = logits(model, text), logits(model, images)
+    oracle = tiny_llava(family, text_model=text_model)
+    want = oracle_logits(family, None, images, "mhrope", model=oracle, layouts=REFERENCE_LAYOUTS[family])
     mmrope_hf.patch_model(model, "mhrope")
     assert torch.equal(logits(model, text), stock_text)
     assert (logits(model, images) - stock_images).abs().max() > 1e-3
+    real = images["attention_mask"].bool()
+    torch.testing.assert_close(logits(model, images)[real], want[real], atol=float32_atol(want[real]), rtol=0)
     out = generate(model, images)
     forced = dict(
         images,
