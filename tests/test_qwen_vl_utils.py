@@ -12,7 +12,9 @@ import importlib
 import sys
 import types
 
+import torch
 from conftest import assert_generate_equals_teacher_forced, logits
+from oracle_forward import float32_atol, oracle_logits
 from reference import rope_reference as ref
 
 import mmrope_hf
@@ -92,4 +94,6 @@ def test_process_vision_info_feeds_a_patched_model():
     assert [tuple(p) for p in positions[:, 0].T.tolist()] == expected
     stock = tiny_model(FAMILY)
     assert (logits(model, inputs) - logits(stock, inputs)).abs().max() > 1e-3
+    want = oracle_logits(FAMILY, None, inputs, "mrope-i", layouts=[layout])  # the stock model, reference cos/sin
+    torch.testing.assert_close(logits(model, inputs), want, atol=float32_atol(want), rtol=0)
     assert_generate_equals_teacher_forced(model, inputs)
