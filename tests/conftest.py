@@ -12,7 +12,65 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmrope_hf.testing import MROPE_FAMILIES, build_inputs, tiny_model
+from mmrope_hf.config import available_schemes
+from mmrope_hf.testing import FAMILIES, LLAVA_FAMILIES, MROPE_FAMILIES, TILE_FAMILIES, build_inputs, tiny_model
+
+# --- tiers -----------------------------------------------------------------------------------------------------------
+# `pytest -q` is the fast tier, for the edit-test loop: every test, on one model type of each kind and the main
+# schemes, without the tests marked slow (fresh processes, torchrun, wheel builds, mypy) and without the oracle's
+# self-checks. `pytest -q --full` is what `.ci/run` runs: every test on every model type and preset, the oracle's
+# self-checks counted apart.
+FAST_FAMILIES = ("qwen2_5_vl", "qwen3_vl", "glm4v", "llava", "gemma3")
+FAST_SCHEMES = ("mrope", "mrope-i", "mhrope", "spatial-reset", "vanilla", "circle", "circle-age")
+FULL_ONLY = frozenset((*MROPE_FAMILIES, *LLAVA_FAMILIES, *TILE_FAMILIES, *FAMILIES, *available_schemes())) - {
+    *FAST_FAMILIES,
+    *FAST_SCHEMES,
+}
+ORACLE_DIR = Path(__file__).resolve().parent / "reference"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full", action="store_true", help="the full tier (what .ci/run runs): every model type, the slow tests"
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "oracle: a self-check of the independent reference in tests/reference")
+
+
+def _in_fast_tier(item) -> bool:
+    if item.get_closest_marker("slow") or item.get_closest_marker("oracle"):
+        return False
+    params = getattr(item, "callspec", None)
+    values = params.params.values() if params else ()
+    return not any(isinstance(v, str) and v in FULL_ONLY for v in values)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if ORACLE_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.oracle)
+    named = config.args_source is not pytest.Config.ArgsSource.TESTPATHS
+    if config.getoption("--full") or config.getoption("markexpr") or named:
+        return  # the full tier, a -m selection, or tests named on the command line: run what was asked
+    fast = [item for item in items if _in_fast_tier(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not _in_fast_tier(item)])
+    items[:] = fast
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Count the product tests apart from the oracle's self-checks (the README quotes the product count)."""
+    counts = {"product": {}, "oracle": {}}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if outcome == "passed" and report.when != "call":
+                continue
+            kind = "oracle" if str(report.nodeid).startswith("tests/reference/") else "product"
+            counts[kind][outcome] = counts[kind].get(outcome, 0) + 1
+    for kind, label in (("product", "product tests"), ("oracle", "oracle self-checks (tests/reference)")):
+        if counts[kind]:
+            terminalreporter.write_line(f"{label}: " + ", ".join(f"{n} {o}" for o, n in counts[kind].items()))
 
 
 @pytest.fixture(autouse=True)

@@ -189,6 +189,7 @@ def test_packed_gradient_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(grads[1][name], grad, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_train_packed_example_runs():
     import subprocess
     import sys

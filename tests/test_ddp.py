@@ -178,11 +178,13 @@ def assert_world_matches_one_process(reports: list[dict], scheme: str, options: 
     [("mrope-i", {}, "patch-then-wrap"), ("circle", {"layers": "alternate"}, "wrap-then-patch")],
     ids=["mrope-i-patch-then-wrap", "circle-wrap-then-patch"],
 )
+@pytest.mark.slow
 def test_ddp_trains_as_one_process(scheme, options, order):
     assert_world_matches_one_process(run_world(scheme, options, False, order), scheme, options)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="FSDP2 on CPU/gloo is exercised on Linux only")
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["patch-then-wrap", "wrap-then-patch"])
 def test_fsdp2_trains_as_one_process(order):
     """FSDP2 (``fully_shard``) with gloo on CPU: the patch lives on submodules FSDP keeps, so it survives."""

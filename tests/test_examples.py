@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_quickstart_runs_and_shows_both_schemes():
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
@@ -26,6 +27,7 @@ def test_quickstart_runs_and_shows_both_schemes():
     assert "is_patched = False" in out
 
 
+@pytest.mark.slow
 def test_ptd_example_shows_circle_at_zero():
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "ptd.py")], capture_output=True, text=True, check=True, timeout=120
@@ -41,6 +43,7 @@ def test_ptd_example_shows_circle_at_zero():
         ("compare_schemes.py", "circle "),
     ],
 )
+@pytest.mark.slow
 def test_examples_run(example, expected):
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / example)], capture_output=True, text=True, check=True, timeout=120
@@ -48,6 +51,7 @@ def test_examples_run(example, expected):
     assert expected in out
 
 
+@pytest.mark.slow
 def test_inspect_prints_the_table_and_draws(tmp_path):
     png = tmp_path / "schemes.png"
     out = subprocess.run(
@@ -85,6 +89,7 @@ def test_inspect_prints_the_table_and_draws(tmp_path):
     assert bad.returncode == 2 and "even H and W" in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [[], ["schemes"], ["resolve"], ["apply"], ["show"], ["inspect"]])
 def test_every_command_has_useful_help(command):
     out = subprocess.run(

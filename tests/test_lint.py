@@ -29,6 +29,7 @@ def test_ruff(command):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_mypy():
     result = run("mypy")  # files and settings: [tool.mypy] in pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr

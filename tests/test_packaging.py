@@ -51,6 +51,7 @@ def test_every_supported_model_type_has_an_adapter():
     }
 
 
+@pytest.mark.slow
 def test_console_script_and_module_entry_point():
     script = Path(sys.executable).with_name("mmrope")
     out = subprocess.run([str(script), "schemes"], capture_output=True, text=True, check=True).stdout

@@ -149,7 +149,8 @@ def test_unsupported_model_type_fails():
 
 @pytest.mark.parametrize("version", ["4.57.6", "5.16.0", "5.24.0"])
 def test_transformers_outside_the_supported_range_fails(monkeypatch, version):
-    monkeypatch.setattr(transformers, "__version__", version)
+    # the module object compat read: importing some model modules directly (gptj, llama) swaps sys.modules'
+    monkeypatch.setattr(mmrope_hf.compat.transformers, "__version__", version)
     with pytest.raises(
         RuntimeError, match=rf"supports transformers>=5.17,<5.24 .* transformers {version} is installed"
     ):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mmrope_hf.testing import tiny_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -18,6 +20,7 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_readme_code_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my_scheme.yaml").write_text("scheme: mrope-i\ntemporal_stride: 1.0\n")

@@ -1,4 +1,5 @@
-"""Self-tests of the independent RoPE reference (tests/reference/rope_reference.py).
+"""Self-tests of the independent RoPE reference (tests/reference/rope_reference.py): checks of the oracle, not of
+mmrope-hf (the full tier runs them and counts them apart from the product tests; the fast tier leaves them out).
 
 Every expectation below is transcribed from the worked examples in section 6 of
 /work/shared/reference/multimodal_ropes.md (plus a few properties from sections 1-2).
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from reference import rope_reference as R  # noqa: E402
 
 # (a): x0 x1 <vs> | 4x4 image (grid_thw [1,8,8], merge 2) | <ve> x4  -> 21 tokens
