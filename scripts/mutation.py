@@ -104,6 +104,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "xǁVideoRoPEAllocationǁplan__mutmut_52": "`options.get('temporal_nope', None)`: missing is falsy either way",
         "xǁVideoRoPEAllocationǁplan__mutmut_54": "`options.get('temporal_nope')`: missing is falsy either way",
     },
+    "mrope": {
+        "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
+        "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",
+    },
 }
 
 

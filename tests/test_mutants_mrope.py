@@ -13,6 +13,7 @@ import pytest
 import torch
 from reference import rope_reference as ref
 
+from mmrope_hf.positions import mrope as mrope_module
 from mmrope_hf.positions.batch import batch_positions
 from mmrope_hf.positions.design import PositionOptions
 from mmrope_hf.positions.layout import IMAGE, VIDEO, VisualBlock, parse_layout, visual_items
@@ -91,7 +92,9 @@ def expected(layouts, steps, side, design, temporal_stride, advance, length):
     return out, torch.tensor(deltas)
 
 
-def check_against_reference(seed: int, designs, temporal_stride, advance, paths=("rows", "numpy", "torch")):
+def check_against_reference(
+    seed: int, designs, temporal_stride, advance, paths=("rows", "numpy", "torch"), batch_designs=None
+):
     tt, mask, items, layouts, steps, side = random_case(seed)
     options = PositionOptions(temporal_stride=temporal_stride, vision_advance=advance)
     want = [expected(layouts, steps, side, d, temporal_stride, advance, tt.shape[1]) for d in designs]
@@ -100,7 +103,8 @@ def check_against_reference(seed: int, designs, temporal_stride, advance, paths=
     got = {}
     if "rows" in paths:
         got["rows"] = build_positions(designs, parse_layout(tt, mask, items, MERGE), options, mask, tuple(tt.shape))
-    batch_designs = [POSITION_DESIGNS.get(d).batch for d in designs]
+    if batch_designs is None:
+        batch_designs = [POSITION_DESIGNS.get(d).batch for d in designs]
     for host, name in ((True, "numpy"), (False, "torch")):
         if name in paths:
             got[name] = batch_positions(designs, batch_designs, tt, mask, items, MERGE, options, host=host)
@@ -135,3 +139,15 @@ def test_row_functions_on_a_worked_layout():
 def test_empty_row():
     got = mrope([], PositionOptions())
     assert got.positions.shape == (3, 0) and got.next_position == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("advance", ["max", "spatial"])
+@pytest.mark.parametrize("temporal_stride", [None, 1.5])
+def test_batch_designs_built_now_equal_the_reference(seed, advance, temporal_stride):
+    """The registry's batch designs are built once, at import; build them again inside the test (so a change to
+    the factory is seen) and check them against the reference."""
+    designs = [mrope_module._batch_mrope(reset=False), mrope_module._batch_mrope(reset=True)]
+    check_against_reference(
+        seed, ("mrope", "spatial-reset"), temporal_stride, advance, paths=("numpy", "torch"), batch_designs=designs
+    )
