@@ -6,7 +6,7 @@ import gc
 
 import pytest
 import torch
-from conftest import PROMPTS, inputs_for, logits
+from conftest import PROMPTS, inputs_for, logits, reference_layout
 from oracle_forward import float32_atol, oracle_logits
 from reference import rope_reference as ref
 
@@ -58,9 +58,8 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
     monkeypatch.setattr(modeling, name, spy)
     inputs = inputs_for(family, "images")
     logits(model, inputs)
-    positions, _ = model.model.get_rope_index(
-        inputs["input_ids"], inputs["mm_token_type_ids"], inputs["image_grid_thw"]
-    )
+    ids, _ = ref.positions(reference_layout(family, PROMPTS["images"][0]), "spatial-reset")  # the reference's
+    positions = torch.tensor(ids).T[:, None]
     q, k, q_rot, k_rot = seen[0]  # layer 0
     head_axes = [0, 0, 1, 2]  # default [2, 1, 1] on 4 KV heads
     group = q.shape[1] // k.shape[1]
