@@ -78,3 +78,24 @@ def test_host_path_keeps_torch_ops_below_the_grain_size(monkeypatch):
     monkeypatch.undo()
     ref = build_positions(("circle",), parse_layout(tt, None, items, 2), opts, None, tuple(tt.shape))
     torch.testing.assert_close(got[0], ref[0], atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "first, second", [({"move_to_positive": False}, {"move_to_positive": 0.0}), ({}, {"radius": "auto"})]
+)
+def test_ring_cache_keeps_rings_of_different_options_apart(first, second):
+    """The host path keeps one ring per (image shape, options): options that differ (even False vs 0.0, which
+    compare equal) get their own rings, each equal to the per-row reference, cached or not."""
+    tt = torch.tensor([[0, 0] + [1] * 6 + [0]])
+    items = [visual_items(IMAGE, torch.tensor([[1, 4, 6]])), visual_items(VIDEO, None)]
+    circle.clear_ring_cache()
+    results = []
+    for options in (first, second, first, second):  # the second pass reads the cache
+        opts = position_options(mmrope_hf.resolve_config("circle", layers="all", **options))
+        got = batch_positions(("circle",), [POSITION_DESIGNS.get("circle").batch], tt, None, items, 2, opts, host=True)
+        want = build_positions(("circle",), parse_layout(tt, None, items, 2), opts, None, tuple(tt.shape))
+        assert got is not None
+        torch.testing.assert_close(got[0], want[0], atol=2e-5, rtol=0)
+        torch.testing.assert_close(got[1], want[1], atol=2e-5, rtol=0)
+        results.append(got[0])
+    assert not torch.allclose(results[0], results[1])
