@@ -12,7 +12,7 @@ from oracle_forward import float32_atol, oracle_logits
 from reference import rope_reference as ref
 
 import mmrope_hf
-from mmrope_hf.testing import FAMILIES, MROPE_FAMILIES, has_video, tiny_config, tiny_model
+from mmrope_hf.testing import MROPE_FAMILIES, has_video, tiny_config, tiny_model
 from mmrope_hf.testing.qwen import seeded_model
 
 STOCK_PROMPTS = ("text", "one_image", "images", "left_padded", "video_one_frame")
@@ -134,7 +134,7 @@ ORACLE_SCHEDULES = [pytest.param(scheme, {}, id=scheme) for scheme in SCHEMES] +
     pytest.param("mrope", {"layers": ["vanilla", "spatial-reset"]}, id="two-position-sets"),
     pytest.param("circle", {"layers": "all"}, id="circle-all"),
 ]
-ORACLE_CASES = [(family, "left_padded") for family in MROPE_FAMILIES] + [(family, "images") for family in FAMILIES]
+ORACLE_CASES = [(family, prompt) for family in MROPE_FAMILIES for prompt in ("left_padded", "images")]
 
 
 @functools.cache
