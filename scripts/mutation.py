@@ -49,6 +49,9 @@ class Module:
     tests: list[str]  # test files (pytest node ids allowed) that cover it
     functions: list[str] = field(default_factory=list)  # fnmatch patterns of mutmut names; empty: the whole file
     note: str = ""
+    # fork (mutmut's default) unless the module keeps module-level caches: a worker forked from the process that
+    # ran the statistics inherits them, filled by the original code (circle.py's rings), and its mutant never runs
+    isolation: str = "fork"
 
 
 # The tests that cover each module: the unit tests of the module and the model-level tests that exercise it
@@ -69,7 +72,7 @@ MODULES: dict[str, Module] = {
         note="test_mhrope.py and test_baselines.py also reach it, but make each mutant ~40 s on the loaded machine",
     ),
     "mrope": Module("mmrope_hf/positions/mrope.py", ["tests/test_positions.py", "tests/test_vectorized.py"]),
-    "circle": Module("mmrope_hf/positions/circle.py", ["tests/test_circle.py"]),
+    "circle": Module("mmrope_hf/positions/circle.py", ["tests/test_circle.py"], isolation="forkserver"),
     "baselines": Module("mmrope_hf/positions/baselines.py", ["tests/test_baselines.py"]),
     "layout": Module(
         "mmrope_hf/positions/layout.py",
@@ -157,9 +160,7 @@ def stage(name: str, fresh: bool) -> Path:
         "pytest_add_cli_args_test_selection": tests_of(name),
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not slow", "-W", "ignore"],
         "use_git_change_detection": False,
-        # forkserver, not fork: a worker forked from the process that ran the statistics would inherit module-level
-        # caches (circle.py keeps its rings) filled by the original code, and its mutant would never run
-        "process_isolation": "forkserver",
+        "process_isolation": module.isolation,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in config.items()]
     text = (ROOT / "pyproject.toml").read_text()
