@@ -235,11 +235,13 @@ def score(name: str, tree: Path) -> dict:
     total = sum(counts.values())
     caught = counts.get("killed", 0) + counts.get("timeout", 0)
     n_eq = counts.get("equivalent", 0)
+    checked = total - n_eq - counts.get("not checked", 0)
     return {
         "total": total,
         "counts": counts,
         "score": 100.0 * caught / total if total else 0.0,
         "score_eq": 100.0 * caught / (total - n_eq) if total - n_eq else 0.0,
+        "score_checked": 100.0 * caught / checked if checked else 0.0,
         "survivors": sorted(survivors),
         "retry": sorted(retry),
     }
@@ -274,8 +276,8 @@ def commit() -> str:
 START, END = "<!-- mutation-table:{}:start -->", "<!-- mutation-table:{}:end -->"
 HEADER = (
     "| module | file | commit | date (UTC) | mutants | killed | timeout | survived | no tests | equivalent "
-    "| not checked | score | score w/o equivalent | wall |\n"
-    "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| not checked | score | score w/o equivalent | score of the checked | wall |\n"
+    "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -294,11 +296,37 @@ def write_row(table: str, name: str, result: dict, wall: float, at: str) -> None
     rows[name] = (
         f"| {name} | `{MODULES[name].source}` | {at} | {date} | {result['total']} | {c.get('killed', 0)} "
         f"| {c.get('timeout', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | {c.get('equivalent', 0)} "
-        f"| {c.get('not checked', 0)} | {result['score']:.1f} % | {result['score_eq']:.1f} % | {wall / 60:.0f} min |"
+        f"| {c.get('not checked', 0)} | {result['score']:.1f} % | {result['score_eq']:.1f} % "
+        f"| {result['score_checked']:.1f} % | {wall / 60:.0f} min |"
     )
     order = [n for n in MODULES if n in rows]
     body = "\n".join([HEADER] + [rows[n] for n in order])
     DOC.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+
+
+def write_section(marker: str, body: str) -> None:
+    """Replace the text between ``<!-- mutation-<marker>:start/end -->`` in docs/mutation.md."""
+    text = DOC.read_text()
+    start, end = f"<!-- mutation-{marker}:start -->", f"<!-- mutation-{marker}:end -->"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+
+
+def write_static_sections() -> None:
+    """The module -> tests map and the equivalent mutants, from MODULES and EQUIVALENT."""
+    rows = ["| module | file | tests | note |", "|---|---|---|---|"]
+    for name, module in MODULES.items():
+        tests = ", ".join(f"`{t}`" for t in tests_of(name))
+        rows.append(f"| {name} | `{module.source}` | {tests} | {module.note} |")
+    write_section("map", "\n".join(rows))
+    lines = []
+    for name, entries in EQUIVALENT.items():
+        for key, why in entries.items():
+            lines.append(f"- {name}: `{key}`: {why}")
+    write_section("equivalent", "\n".join(lines) or "(none)")
 
 
 def run(name: str, args: argparse.Namespace) -> None:
@@ -330,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--list", action="store_true", help="print the module -> tests map")
+    parser.add_argument("--doc", action="store_true", help="rewrite the map and equivalents of docs/mutation.md")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results of these modules")
     parser.add_argument("--survivors", action="store_true", help="print the diffs of the surviving mutants")
     parser.add_argument("--table", default="current", choices=["current", "baseline"])
@@ -341,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
     chosen = args.modules or list(MODULES)
+    if args.doc:
+        write_static_sections()
+        return 0
     if args.list:
         for name in chosen:
             print(f"{name:13} {MODULES[name].source}: {' '.join(tests_of(name))}")
