@@ -147,6 +147,7 @@ def stage(name: str, fresh: bool) -> Path:
     _sync(ROOT / "mmrope_hf", tree / "mmrope_hf")
     _sync(ROOT / "patches", tree / "mmrope_hf" / "patches")
     _sync(ROOT / "configs", tree / "mmrope_hf" / "configs")
+    _sync(ROOT / "configs", tree / "configs")  # tests read the presets from the checkout's configs/ too
     _sync(ROOT / "tests", tree / "tests")
     shutil.rmtree(tree / "tests" / "serving", ignore_errors=True)
     # always select tests/test_mutants_<name>.py (an empty one until it exists): adding tests to it then keeps
@@ -157,6 +158,7 @@ def stage(name: str, fresh: bool) -> Path:
     config = {
         "source_paths": ["mmrope_hf"],
         "only_mutate": [module.source],
+        "also_copy": ["configs"],
         "pytest_add_cli_args_test_selection": tests_of(name),
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not slow", "-W", "ignore"],
         "use_git_change_detection": False,
