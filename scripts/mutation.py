@@ -107,6 +107,20 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "xǁVideoRoPEAllocationǁplan__mutmut_52": "`options.get('temporal_nope', None)`: missing is falsy either way",
         "xǁVideoRoPEAllocationǁplan__mutmut_54": "`options.get('temporal_nope')`: missing is falsy either way",
     },
+    "rotary": {
+        **{
+            f"x_probe_difference__mutmut_{n}": "`device=None` or no device for the probe tensors: the default "
+            "device, which is the stock module's here (CPU only)"
+            for n in (10, 12, 15, 17)
+        },
+        "x_probe_difference__mutmut_18": "`x = torch.zeros(2)`: x only gives dtype and device",
+        **{
+            f"x_probe_difference__mutmut_{n}": "how the (1, L) probe is widened for our module: split_position_sets "
+            "reads (1, L), (1, 1, L), (3, 1, L) and (4, 1, L) (text row + 3) alike for one position set"
+            for n in (41, 42, 46, 49, 50, 54, 55)
+        },
+        "x_probe_difference__mutmut_64": "`zip(..., strict=None)`: both sides are (cos, sin) pairs",
+    },
     "mrope": {
         "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
         "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",

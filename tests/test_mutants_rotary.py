@@ -246,3 +246,22 @@ def test_reference_cos_sin_agrees_with_the_oracle():
     cos, sin = oracle([3, 5, 7], [0, 1, 2, 0])
     want_cos, want_sin = ref.cos_sin((3, 5, 7), [0, 1, 2, 0], INV_FREQ)
     assert cos == pytest.approx(want_cos) and sin == pytest.approx(want_sin)
+
+
+def test_probe_difference_on_a_three_axis_stock_uses_distinct_t_h_w():
+    """On a stock module that recomposes three axes (Qwen2-VL), a plan that only moves pairs between axes changes
+    nothing for 1D positions (t = h = w): the probe must use distinct t, h and w to see it."""
+    from mmrope_hf.frequencies.allocation import ALLOCATIONS
+    from mmrope_hf.testing import tiny_model
+
+    stock = tiny_model("qwen2_vl").model.language_model.rotary_emb
+    pairs = stock.inv_freq.shape[-1]
+    section = list(stock.mrope_section)
+    own = multimodal_rotary(stock, ALLOCATIONS.get("chunked").plan(pairs, 1, section, {}, strict=False))
+    assert probe_difference(stock, own) is None
+    moved = multimodal_rotary(stock, ALLOCATIONS.get("interleaved").plan(pairs, 1, section, {}, strict=False))
+    steps = torch.arange(16.0)
+    same_1d = moved(torch.zeros(1), steps[None, None].expand(3, 1, -1))
+    stock_1d = stock(torch.zeros(1), steps[None, None].expand(3, 1, -1))
+    assert torch.equal(same_1d[0], stock_1d[0])  # indistinguishable on 1D positions
+    assert probe_difference(stock, moved).startswith("cos differs by up to ")
