@@ -179,13 +179,14 @@ def _with_text_row(text_row: torch.Tensor, positions: torch.Tensor) -> torch.Ten
     return torch.cat([text_row[None], positions])
 
 
-@torch.compiler.disable  # host work on the token layout: out of a compiled graph in one piece
+@torch.compiler.disable  # host work on the token layout: out of a compiled graph in one piece (with the text row)
 def _prompt_positions(geometry: TokenLayout, state: Any, input_ids: torch.Tensor, mask, inputs: dict):
     layout = geometry.layout(input_ids, mask, inputs)
     if layout is None:
         state.set_deltas = None  # a text-only prompt: 1D positions now and while decoding it
         return None
-    return state.positions(layout, mask, tuple(input_ids.shape), input_ids.device)
+    positions = state.positions(layout, mask, tuple(input_ids.shape), input_ids.device)
+    return _with_text_row(torch.arange(input_ids.shape[1], device=input_ids.device)[None], positions)
 
 
 def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tuple, kwargs: dict):
@@ -204,7 +205,8 @@ def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tupl
             _no_placeholders_after_prompt(geometry, input_ids)
         positions = _from_deltas(state, (mask.long().cumsum(-1) - 1)[:, -length:])
     elif (past := _cache_length(cache)) == 0:
-        positions = _prompt_positions(geometry, state, input_ids, mask, inputs)
+        inputs["position_ids"] = _prompt_positions(geometry, state, input_ids, mask, inputs)
+        return None if inputs["position_ids"] is None else ((), inputs)
     else:
         _no_placeholders_after_prompt(geometry, input_ids)
         if mask is not None and mask.shape[-1] == past + length:
