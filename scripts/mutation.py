@@ -121,6 +121,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         },
         "x_probe_difference__mutmut_64": "`zip(..., strict=None)`: both sides are (cos, sin) pairs",
     },
+    "rows": {
+        "x_build_positions__mutmut_21": "`keep.sum(+1)`: keep is (B, L), so dim 1 is dim -1",
+        "x_build_positions__mutmut_50": "`zip(..., strict=None)`: rows and lengths both have one entry per row",
+    },
     "mrope": {
         "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
         "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",
