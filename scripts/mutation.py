@@ -125,6 +125,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "x_build_positions__mutmut_21": "`keep.sum(+1)`: keep is (B, L), so dim 1 is dim -1",
         "x_build_positions__mutmut_50": "`zip(..., strict=None)`: rows and lengths both have one entry per row",
     },
+    "layout": {
+        f"x_parse_layout__mutmut_{n}": "`zip(row_types, masks[row], strict=...)`: both are one row of (B, L) tensors"
+        for n in (15, 18, 19)
+    },
     "mrope": {
         "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
         "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",
