@@ -129,6 +129,14 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         f"x_parse_layout__mutmut_{n}": "`zip(row_types, masks[row], strict=...)`: both are one row of (B, L) tensors"
         for n in (15, 18, 19)
     },
+    "builder": {
+        **{
+            f"x_positions_for__mutmut_{n}": "skips the loop-free batch path: the per-row path it falls back to gives "
+            "the same positions (the batch path only saves time)"
+            for n in (4, 5, 6, 7)
+        },
+        "x_build_position_ids__mutmut_66": "`mm_token_type_ids.to(None)`: already on input_ids' device (CPU here)",
+    },
     "mrope": {
         "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
         "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",

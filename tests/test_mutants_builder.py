@@ -94,3 +94,15 @@ def test_positions_for_falls_back_to_the_rows_on_a_mismatch():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match=r"mm_token_type_ids has shape \(1, 3\), input_ids \(1, 4\)"):
         build_position_ids("mrope", torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_without_tokens_per_second_a_video_steps_one_per_group():
+    """No ``tokens_per_second``: one temporal step per group (multimodal_ropes.md example (b))."""
+    from reference import rope_reference as ref
+
+    types = torch.tensor([[0, 0] + [2] * 12 + [0, 0]])
+    positions, deltas = build_position_ids(
+        "mrope", torch.zeros_like(types), types, video_grid_thw=torch.tensor([[3, 4, 4]])
+    )
+    ids, nxt = ref.positions([("text", 2), ("video", 3, 2, 2), ("text", 2)], "mrope", 1.0)
+    assert [tuple(p) for p in positions[:, 0].T.tolist()] == ids and deltas.tolist() == [[nxt - 16]]
