@@ -137,6 +137,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         },
         "x_build_position_ids__mutmut_66": "`mm_token_type_ids.to(None)`: already on input_ids' device (CPU here)",
     },
+    "checkpoint": {
+        "x__read_config__mutmut_5": "`encoding='UTF-8'`: the same codec as 'utf-8'",
+        "x__replace_atomically__mutmut_19": "`encoding='UTF-8'`: the same codec as 'utf-8'",
+    },
     "mrope": {
         "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
         "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",
