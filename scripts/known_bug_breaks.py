@@ -130,7 +130,7 @@ def pytest(root: Path, files: list[str], tb: str) -> str:
 
 
 def summary(log: str) -> str:
-    failed = [line.split()[1] for line in log.splitlines() if line.startswith("FAILED ")]
+    failed = [line[7:].split(" - ")[0] for line in log.splitlines() if line.startswith("FAILED ")]
     totals = [line.strip("= ") for line in log.splitlines() if re.search(r"\d+ (passed|failed)", line)]
     return f"{totals[-1] if totals else '(no summary)'}; failed: {', '.join(failed) or 'none'}"
 
