@@ -72,7 +72,11 @@ MODULES: dict[str, Module] = {
         note="test_mhrope.py and test_baselines.py also reach it, but make each mutant ~40 s on the loaded machine",
     ),
     "mrope": Module("mmrope_hf/positions/mrope.py", ["tests/test_positions.py", "tests/test_vectorized.py"]),
-    "circle": Module("mmrope_hf/positions/circle.py", ["tests/test_circle.py"], isolation="forkserver"),
+    "circle": Module(
+        "mmrope_hf/positions/circle.py",
+        ["tests/test_circle.py"],
+        note="its first run used forkserver (see below); later runs fork, test_mutants_circle.py clears the ring cache",
+    ),
     "baselines": Module("mmrope_hf/positions/baselines.py", ["tests/test_baselines.py"]),
     "layout": Module(
         "mmrope_hf/positions/layout.py",

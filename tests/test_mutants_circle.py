@@ -20,6 +20,16 @@ from mmrope_hf.positions.rows import build_positions
 ATOL = 2e-5  # float32 positions of magnitude < 100
 
 
+@pytest.fixture(autouse=True)
+def _cold_ring_cache():
+    """Every test computes its rings afresh (the host path caches them per grid and settings), so a mutation run
+    forked from a warm process still exercises the code under test."""
+    from mmrope_hf.positions import circle
+
+    getattr(circle, "clear_ring_cache", lambda: None)()
+    yield
+
+
 def expected(layouts, steps, side, temporal_stride, length, options):
     out = torch.zeros(3, len(layouts), length, dtype=torch.float64)
     deltas = []
