@@ -141,6 +141,19 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         },
         "x_build_position_ids__mutmut_66": "`mm_token_type_ids.to(None)`: already on input_ids' device (CPU here)",
     },
+    "circle": {
+        **{
+            f"x__offsets__mutmut_{n}": "`xp.cast(..., None)` of small integer grid indices: they stay integers, and "
+            "the arithmetic they meet (float64 operands, halves) gives the same float64 values"
+            for n in (14, 19, 25, 29, 98)
+        },
+        **{
+            f"x__offsets__mutmut_{n}": "the angle-span guard: a block's span is 0 (one row: every angle 0) or at least "
+            "pi/2 (a second row puts the token right above the first at pi/2), so > 0, >= 0, > 1 and the unused "
+            "divisor agree"
+            for n in (78, 79, 89, 90, 91)
+        },
+    },
     "checkpoint": {
         "x__read_config__mutmut_5": "`encoding='UTF-8'`: the same codec as 'utf-8'",
         "x__replace_atomically__mutmut_19": "`encoding='UTF-8'`: the same codec as 'utf-8'",

@@ -34,3 +34,14 @@ def test_the_key_round_trips_through_utf8(tmp_path):
     assert saved["note"] == "Größe" and saved["mmrope"] == {"scheme": "mrope-i"}
     assert read_scheme(tmp_path) == {"scheme": "mrope-i"}
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temporary file left behind
+
+
+def test_write_scheme_reports_whether_the_file_changed(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}), encoding="utf-8")
+    assert write_scheme(tmp_path, {"scheme": "mrope"}) is True
+    before = (tmp_path / "config.json").read_bytes()
+    assert write_scheme(tmp_path, {"scheme": "mrope"}) is False  # the same key again: untouched
+    assert (tmp_path / "config.json").read_bytes() == before
+    assert write_scheme(tmp_path, None) is True
+    assert write_scheme(tmp_path, None) is False
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8")) == {"model_type": "qwen2_vl"}
