@@ -148,9 +148,8 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             for n in (14, 19, 25, 29, 98)
         },
         **{
-            f"x__offsets__mutmut_{n}": "the angle-span guard: a block's span is 0 (one row: every angle 0) or at least "
-            "pi/2 (a second row puts the token right above the first at pi/2), so > 0, >= 0, > 1 and the unused "
-            "divisor agree"
+            f"x__offsets__mutmut_{n}": "the angle-span guard: a block's span is 0 only when every angle is 0 (one "
+            "token, or one uncentred row), else at least pi/2, so > 0, >= 0, > 1 and the unused divisor agree"
             for n in (78, 79, 89, 90, 91)
         },
     },
@@ -334,7 +333,9 @@ HEADER = (
 )
 
 
-def write_row(table: str, name: str, result: dict, wall: float, at: str) -> None:
+def write_row(table: str, name: str, result: dict, wall: float | None, at: str | None) -> None:
+    """Write ``name``'s row; ``wall``/``at`` None keep the commit, date and wall of the row already there (a
+    rescore with new equivalents, ``--rescore``)."""
     text = DOC.read_text() if DOC.exists() else ""
     start, end = START.format(table), END.format(table)
     if start not in text:
@@ -346,11 +347,15 @@ def write_row(table: str, name: str, result: dict, wall: float, at: str) -> None
         rows[line.split("|")[1].strip()] = line
     c = result["counts"]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    spent = "-" if wall is None else f"{wall / 60:.0f} min"
+    if at is None and name in rows:
+        old = [cell.strip() for cell in rows[name].split("|")]
+        at, date, spent = old[3], old[4], old[-2]
     rows[name] = (
         f"| {name} | `{MODULES[name].source}` | {at} | {date} | {result['total']} | {c.get('killed', 0)} "
         f"| {c.get('timeout', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | {c.get('equivalent', 0)} "
         f"| {c.get('not checked', 0)} | {result['score']:.1f} % | {result['score_eq']:.1f} % "
-        f"| {result['score_checked']:.1f} % | {wall / 60:.0f} min |"
+        f"| {result['score_checked']:.1f} % | {spent} |"
     )
     order = [n for n in MODULES if n in rows]
     body = "\n".join([HEADER] + [rows[n] for n in order])
@@ -412,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--list", action="store_true", help="print the module -> tests map")
     parser.add_argument("--doc", action="store_true", help="rewrite the map and equivalents of docs/mutation.md")
+    parser.add_argument("--rescore", action="store_true", help="rewrite the rows from mutmut's cached results")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results of these modules")
     parser.add_argument("--survivors", action="store_true", help="print the diffs of the surviving mutants")
     parser.add_argument("--table", default="current", choices=["current", "baseline"])
@@ -425,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.modules or list(MODULES)
     if args.doc:
         write_static_sections()
+        return 0
+    if args.rescore:
+        for name in chosen:
+            if (STAGE / name / "mutants" / (MODULES[name].source + ".meta")).exists():
+                write_row(args.table, name, score(name, STAGE / name), None, None)
         return 0
     if args.list:
         for name in chosen:
