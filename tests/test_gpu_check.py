@@ -25,6 +25,7 @@ def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [(), ("--device", "cpu")], ids=["cuda", "cpu-without-dry-run"])
 def test_without_a_gpu_it_says_it_needs_one(args):
     result = run_script(*args)
@@ -33,6 +34,7 @@ def test_without_a_gpu_it_says_it_needs_one(args):
     assert "MISSED" not in result.stdout
 
 
+@pytest.mark.slow
 def test_dry_run_on_the_cpu_measures_every_column(tmp_path):
     out = tmp_path / "check.json"
     schemes = ("mrope-i", "circle", "mhrope-paper", "videorope")
