@@ -207,13 +207,9 @@ def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tupl
     elif (past := _cache_length(cache)) == 0:
         inputs["position_ids"] = _prompt_positions(geometry, state, input_ids, mask, inputs)
         return None if inputs["position_ids"] is None else ((), inputs)
-    else:
+    else:  # a cache without a mask over past + new tokens: the new tokens follow the cache's length
         _no_placeholders_after_prompt(geometry, input_ids)
-        if mask is not None and mask.shape[-1] == past + length:
-            index = (mask.long().cumsum(-1) - 1)[:, -length:]
-        else:
-            index = torch.arange(past, past + length, device=input_ids.device)[None]
-        positions = _from_deltas(state, index)
+        positions = _from_deltas(state, torch.arange(past, past + length, device=input_ids.device)[None])
     if positions is None:
         return None
     text_row = torch.arange(past, past + length, device=input_ids.device)[None]  # the stock language model's rule
