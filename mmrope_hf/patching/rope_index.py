@@ -11,6 +11,7 @@ from torch import nn
 
 from mmrope_hf.patching.state import PatchState
 from mmrope_hf.patching.undo import UndoLog
+from mmrope_hf.positions.builder import text_positions
 
 _GRID_KEYS = ("image_grid_thw", "video_grid_thw")
 
@@ -81,7 +82,7 @@ def _decoding_positions(original: Callable, state: PatchState, **kwargs: Any):
     mask, deltas = kwargs.get("attention_mask"), state.handles.rope_owner.rope_deltas
     decoding = kwargs.get("past_key_values") is not None and deltas is not None
     if decoding and isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[-1] > new:
-        index = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, -new:]
+        index = text_positions(mask)[:, -new:]
         deltas = deltas.to(index.device).repeat_interleave(index.shape[0] // deltas.shape[0], dim=0)
         positions = (index + deltas)[None].expand(3, -1, -1)
     else:

@@ -120,3 +120,8 @@ def build_position_ids(
         spatial_merge_size,
         position_options(config),
     )
+
+
+def text_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Text row of a padded batch: 0, 1, 2, ... over the real tokens, 0 on padding."""
+    return ((attention_mask.long().cumsum(-1) - 1) * attention_mask.long()).clamp(min=0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from mmrope_hf.integrations.training.positions import PositionFunction, text_positions
+from mmrope_hf.integrations.training.positions import PositionFunction
 from mmrope_hf.integrations.training.samples import IGNORE_INDEX, visual_fields
+from mmrope_hf.positions.builder import text_positions
 
 
 def padded_batch(samples: list[dict], positions: PositionFunction, padding_side: str, pad_token_id: int) -> dict:

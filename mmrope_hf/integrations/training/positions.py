@@ -66,11 +66,6 @@ def scheme_positions(
     return positions
 
 
-def text_positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Text row of a padded batch: 0, 1, 2, ... over the real tokens, 0 on padding."""
-    return ((attention_mask.long().cumsum(-1) - 1) * attention_mask.long()).clamp(min=0)
-
-
 def sample_boundaries(position_ids: torch.Tensor) -> torch.Tensor:
     """Sample index of every token of packed rows, from the text row only (``position_ids[0]`` of a
     ``(3K + 1, B, L)`` tensor, or a ``(B, L)`` text row): a new sample starts wherever the text position does not
