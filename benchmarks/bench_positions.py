@@ -33,6 +33,7 @@ import time
 from typing import Callable
 
 import torch
+from timing import interleaved
 
 import mmrope_hf
 from mmrope_hf.positions import circle
@@ -85,23 +86,6 @@ def load_average() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "?"
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeat: int, seed: int = 0) -> dict[str, float]:
-    """Median seconds of each function, timed in turn within every repeat, in a shuffled order (what runs just
-    after stock meets its OpenMP workers still spinning: no function should always be the one that does)."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    order, rng = list(fns), random.Random(seed)
-    for _ in range(repeat):
-        rng.shuffle(order)
-        for name in order:
-            fn = fns[name]
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def cold(fn: Callable[[], object]) -> Callable[[], object]:

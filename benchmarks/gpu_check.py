@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 import warnings
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
+from timing import interleaved
 
 import mmrope_hf
 from mmrope_hf.testing import build_inputs, tiny_model
@@ -115,19 +115,9 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved(fns: dict[str, Callable[[], object]], settings: Settings) -> dict[str, float]:
-    """Median seconds of each function, timed in turn within each repeat (after one warm-up call each)."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(settings.repeat):
-        for name, fn in fns.items():
-            synchronize(settings.device)
-            start = time.perf_counter()
-            fn()
-            synchronize(settings.device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+def timed(fns: dict[str, Callable[[], object]], settings: Settings) -> dict[str, float]:
+    """Median seconds of each function, timed in turn (in the given order), the device synchronised around each."""
+    return interleaved(fns, settings.repeat, sync=lambda: synchronize(settings.device))
 
 
 class Decoder:
@@ -225,11 +215,11 @@ def check_scheme(scheme: str, stock, inputs: dict, settings: Settings, compile_i
         row.notes.append(f"skipped: {error}")
         return row
     with torch.no_grad():
-        times = interleaved({"stock": lambda: stock(**inputs), "patched": lambda: patched(**inputs)}, settings)
+        times = timed({"stock": lambda: stock(**inputs), "patched": lambda: patched(**inputs)}, settings)
     row.forward = times["patched"] / times["stock"]
     stock_step = Decoder(stock, inputs, explicit_positions=True, settings=settings)
     patched_step = Decoder(patched, inputs, explicit_positions=False, settings=settings)
-    times = interleaved({"stock": stock_step.step, "patched": patched_step.step}, settings)
+    times = timed({"stock": stock_step.step, "patched": patched_step.step}, settings)
     row.decode = times["patched"] / times["stock"]
     if settings.device == "cuda" and not settings.dry_run:
         patched_step.step()  # warm (lazy initialisation is not a decode step's work)
