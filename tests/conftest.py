@@ -54,9 +54,9 @@ def pytest_collection_modifyitems(config, items):
     named = config.args_source is not pytest.Config.ArgsSource.TESTPATHS
     if config.getoption("--full") or config.getoption("markexpr") or named:
         return  # the full tier, a -m selection, or tests named on the command line: run what was asked
-    fast = [item for item in items if _in_fast_tier(item)]
-    config.hook.pytest_deselected(items=[item for item in items if not _in_fast_tier(item)])
-    items[:] = fast
+    fast = {id(item): _in_fast_tier(item) for item in items}
+    config.hook.pytest_deselected(items=[item for item in items if not fast[id(item)]])
+    items[:] = [item for item in items if fast[id(item)]]
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -66,7 +66,7 @@ def pytest_terminal_summary(terminalreporter):
         for report in terminalreporter.stats.get(outcome, []):
             if outcome == "passed" and report.when != "call":
                 continue
-            kind = "oracle" if str(report.nodeid).startswith("tests/reference/") else "product"
+            kind = "oracle" if "oracle" in report.keywords else "product"  # the marker collection gave it
             counts[kind][outcome] = counts[kind].get(outcome, 0) + 1
     for kind, label in (("product", "product tests"), ("oracle", "oracle self-checks (tests/reference)")):
         if counts[kind]:
