@@ -30,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -97,77 +98,21 @@ MODULES: dict[str, Module] = {
     "tiles": Module("mmrope_hf/patches/_tiles.py", ["tests/test_llava.py"]),
 }
 
-# Mutants that cannot be killed because the mutated program behaves as the original: mutmut name -> why.
-EQUIVALENT: dict[str, dict[str, str]] = {
-    "allocation": {
-        "x_interleaved_pair_axes__mutmut_9": "`i <= 3*s_h` for `i < 3*s_h`: they differ only at i = 3*s_h, where "
-        "i % 3 == 0, not 1",
-        "x_interleaved_pair_axes__mutmut_19": "`i <= 3*s_w` for `i < 3*s_w`: they differ only at i = 3*s_w, where "
-        "i % 3 == 0, not 2",
-        "xǁScaledBaseAllocationǁplan__mutmut_4": "`num_kv_heads=None` to PairAllocation.plan, which never reads it",
-        "xǁScaledBaseAllocationǁplan__mutmut_6": "`options=None` to PairAllocation.plan, which never reads it",
-        "xǁVideoRoPEAllocationǁplan__mutmut_15": "`num_kv_heads=None` to PairAllocation.plan, which never reads it",
-        "xǁVideoRoPEAllocationǁplan__mutmut_17": "`options=None` to PairAllocation.plan, which never reads it",
-        "xǁVideoRoPEAllocationǁplan__mutmut_52": "`options.get('temporal_nope', None)`: missing is falsy either way",
-        "xǁVideoRoPEAllocationǁplan__mutmut_54": "`options.get('temporal_nope')`: missing is falsy either way",
-    },
-    "rotary": {
-        **{
-            f"x_probe_difference__mutmut_{n}": "`device=None` or no device for the probe tensors: the default "
-            "device, which is the stock module's here (CPU only)"
-            for n in (10, 12, 15, 17)
-        },
-        "x_probe_difference__mutmut_18": "`x = torch.zeros(2)`: x only gives dtype and device",
-        **{
-            f"x_probe_difference__mutmut_{n}": "how the (1, L) probe is widened for our module: split_position_sets "
-            "reads (1, L), (1, 1, L), (3, 1, L) and (4, 1, L) (text row + 3) alike for one position set"
-            for n in (41, 42, 46, 49, 50, 54, 55)
-        },
-        "x_probe_difference__mutmut_64": "`zip(..., strict=None)`: both sides are (cos, sin) pairs",
-    },
-    "rows": {
-        "x_build_positions__mutmut_21": "`keep.sum(+1)`: keep is (B, L), so dim 1 is dim -1",
-        "x_build_positions__mutmut_50": "`zip(..., strict=None)`: rows and lengths both have one entry per row",
-    },
-    "layout": {
-        f"x_parse_layout__mutmut_{n}": "`zip(row_types, masks[row], strict=...)`: both are one row of (B, L) tensors"
-        for n in (15, 18, 19)
-    },
-    "builder": {
-        **{
-            f"x_positions_for__mutmut_{n}": "skips the loop-free batch path: the per-row path it falls back to gives "
-            "the same positions (the batch path only saves time)"
-            for n in (4, 5, 6, 7)
-        },
-        "x_build_position_ids__mutmut_66": "`mm_token_type_ids.to(None)`: already on input_ids' device (CPU here)",
-    },
-    "circle": {
-        **{
-            f"x__offsets__mutmut_{n}": "`xp.cast(..., None)` of small integer grid indices: they stay integers, and "
-            "the arithmetic they meet (float64 operands, halves) gives the same float64 values"
-            for n in (14, 19, 25, 29, 98)
-        },
-        **{
-            f"x__offsets__mutmut_{n}": "the angle-span guard: a block's span is 0 only when every angle is 0 (one "
-            "token, or one uncentred row), else at least pi/2, so > 0, >= 0, > 1 and the unused divisor agree"
-            for n in (78, 79, 89, 90, 91)
-        },
-    },
-    "checkpoint": {
-        "x__read_config__mutmut_5": "`encoding='UTF-8'`: the same codec as 'utf-8'",
-        "x__replace_atomically__mutmut_19": "`encoding='UTF-8'`: the same codec as 'utf-8'",
-    },
-    "mrope": {
-        "x__grid_rows__mutmut_6": "`torch.meshgrid(..., indexing=None)`: torch's default indexing is 'ij'",
-        "x__grid_rows__mutmut_10": "`torch.meshgrid(...)` without `indexing`: torch's default indexing is 'ij'",
-    },
-}
+# Mutants that cannot be killed because the mutated program behaves as the original: one file per module,
+# scripts/mutation_equivalents/<module>.py, holding EQUIVALENT = {mutmut name: why}.
+EQUIVALENTS_DIR = ROOT / "scripts" / "mutation_equivalents"
+
+
+def equivalents_of(name: str) -> dict[str, str]:
+    """The module's equivalent mutants, short mutmut names -> why; empty when it has no file."""
+    path = EQUIVALENTS_DIR / f"{name}.py"
+    return runpy.run_path(str(path))["EQUIVALENT"] if path.exists() else {}
 
 
 def equivalent(name: str) -> dict[str, str]:
     """The module's equivalent mutants under their full mutmut names."""
     prefix = MODULES[name].source[: -len(".py")].replace("/", ".") + "."
-    return {prefix + key: why for key, why in EQUIVALENT.get(name, {}).items()}
+    return {prefix + key: why for key, why in equivalents_of(name).items()}
 
 
 def tests_of(name: str) -> list[str]:
@@ -374,15 +319,15 @@ def write_section(marker: str, body: str) -> None:
 
 
 def write_static_sections() -> None:
-    """The module -> tests map and the equivalent mutants, from MODULES and EQUIVALENT."""
+    """The module -> tests map and the equivalent mutants, from MODULES and scripts/mutation_equivalents/."""
     rows = ["| module | file | tests | note |", "|---|---|---|---|"]
     for name, module in MODULES.items():
         tests = ", ".join(f"`{t}`" for t in tests_of(name))
         rows.append(f"| {name} | `{module.source}` | {tests} | {module.note} |")
     write_section("map", "\n".join(rows))
     lines = []
-    for name, entries in EQUIVALENT.items():
-        for key, why in entries.items():
+    for name in MODULES:
+        for key, why in equivalents_of(name).items():
             lines.append(f"- {name}: `{key}`: {why}")
     write_section("equivalent", "\n".join(lines) or "(none)")
 

@@ -1,0 +1,9 @@
+"""Equivalent mutants of `mmrope_hf/positions/layout.py`:
+mutmut name -> why the mutated program behaves as the original. Read by scripts/mutation.py (module = file stem)."""
+
+EQUIVALENT: dict[str, str] = {
+    **dict.fromkeys(
+        ["x_parse_layout__mutmut_15", "x_parse_layout__mutmut_18", "x_parse_layout__mutmut_19"],
+        "`zip(row_types, masks[row], strict=...)`: both are one row of (B, L) tensors",
+    ),
+}
