@@ -151,13 +151,20 @@ def _cache_length(cache: Any) -> int:
     return int(cache.get_seq_length()) if cache is not None else 0
 
 
+_PLACEHOLDERS_AFTER_PROMPT = (
+    "image/video placeholder tokens after the prompt (with a non-empty cache) cannot be placed from the prompt's "
+    "rope_deltas; pass explicit position_ids, or the whole prompt without a cache"
+)
+
+
 def _no_placeholders_after_prompt(geometry: TokenLayout, new_ids: torch.Tensor) -> None:
     tokens = [t for t in (geometry.image_token_id, geometry.video_token_id) if t is not None]
-    if any((new_ids == t).any() for t in tokens):
-        raise ValueError(
-            "image/video placeholder tokens after the prompt (with a non-empty cache) cannot be placed from the "
-            "prompt's rope_deltas; pass explicit position_ids, or the whole prompt without a cache"
-        )
+    found = [(new_ids == t).any() for t in tokens]
+    if torch.compiler.is_compiling():  # a compiled decode step reads no value on the host: the check is an op
+        for placed in found:
+            torch._assert_async(~placed, _PLACEHOLDERS_AFTER_PROMPT)
+    elif any(found):
+        raise ValueError(_PLACEHOLDERS_AFTER_PROMPT)
 
 
 def _from_deltas(state: Any, index: torch.Tensor) -> torch.Tensor | None:
@@ -201,8 +208,7 @@ def _owner_hook(geometry: TokenLayout, state: Any, module: nn.Module, args: tupl
         # Decoding, as the mask over past + new tokens says: tensors only (no read of the cache length, which a
         # static cache keeps in a tensor), so that a compiled decode step has no graph break.
         past = mask.shape[-1] - length
-        if not torch.compiler.is_compiling():
-            _no_placeholders_after_prompt(geometry, input_ids)
+        _no_placeholders_after_prompt(geometry, input_ids)
         positions = _from_deltas(state, (mask.long().cumsum(-1) - 1)[:, -length:])
     elif (past := _cache_length(cache)) == 0:
         inputs["position_ids"] = _prompt_positions(geometry, state, input_ids, mask, inputs)

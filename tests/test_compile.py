@@ -249,6 +249,22 @@ def test_static_cache_compiled_generate_in_1d_families(family, scheme):
     assert_compiled_generate_equals(model, inputs, static_generate(model, inputs))
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_a_placeholder_token_while_decoding_fails_loudly_in_1d_families(compiled):
+    """An image token among the decoded tokens cannot be placed from the prompt's deltas: the step refuses it, in a
+    compiled (fullgraph) step too, where the check is a device-side assert rather than a host read."""
+    model, inputs = one_d("llava", "circle")
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + 4)
+    step = torch.compile(model, fullgraph=True, backend=recording_backend) if compiled else model
+    image = torch.full((ids.shape[0], 1), model.config.image_token_id)
+    step_mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    with torch.no_grad():
+        model(**inputs, past_key_values=cache, use_cache=True)
+        with pytest.raises((ValueError, RuntimeError), match="placeholder tokens after the prompt"):
+            step(input_ids=image, attention_mask=step_mask, past_key_values=cache)
+
+
 @pytest.mark.parametrize("scheme", ["mrope-i", "circle"])
 def test_position_building_is_one_graph_break_where_stock_makes_more(scheme):
     """The prefill's position building (host work on the token layout) stays out of the graph in one piece."""
