@@ -5,6 +5,7 @@ the non-ASCII round trip of the key (config.json is UTF-8 by the JSON standard, 
 from __future__ import annotations
 
 import json
+import locale
 import os
 import re
 import stat
@@ -175,3 +176,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+@pytest.fixture
+def ascii_locale():
+    """The C locale, whose encoding is ASCII: what a file opened without an encoding would be decoded with."""
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        if locale.getencoding().lower() not in ("ascii", "ansi_x3.4-1968", "us-ascii"):
+            pytest.skip(f"the C locale's encoding is {locale.getencoding()} here")
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
+def test_config_json_is_read_as_utf8_whatever_the_locale(tmp_path, ascii_locale):
+    config = {"model_type": "qwen2_vl", "note": "Größe", "mmrope": {"scheme": "mrope"}}
+    (tmp_path / "config.json").write_bytes(json.dumps(config, ensure_ascii=False).encode("utf-8"))
+    assert read_scheme(tmp_path) == {"scheme": "mrope"}
+    assert write_scheme(tmp_path, {"scheme": "mrope-i"}) is True
+    saved = json.loads((tmp_path / "config.json").read_bytes().decode("utf-8"))
+    assert saved == {"model_type": "qwen2_vl", "note": "Größe", "mmrope": {"scheme": "mrope-i"}}

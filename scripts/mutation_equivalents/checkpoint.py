@@ -6,4 +6,9 @@ EQUIVALENT: dict[str, str] = {
         ["x__read_config__mutmut_5", "x__replace_atomically__mutmut_19"],
         "`encoding='UTF-8'`: the same codec as 'utf-8'",
     ),
+    **dict.fromkeys(
+        ["x__replace_atomically__mutmut_12", "x__replace_atomically__mutmut_15"],
+        "the temporary file written in the locale's encoding: its only text is write_scheme's json.dumps with "
+        "ensure_ascii (pure ASCII), which every POSIX locale encoding writes as the same bytes",
+    ),
 }
