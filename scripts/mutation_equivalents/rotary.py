@@ -2,16 +2,6 @@
 mutmut name -> why the mutated program behaves as the original. Read by scripts/mutation.py (module = file stem)."""
 
 EQUIVALENT: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "x_probe_difference__mutmut_10",
-            "x_probe_difference__mutmut_12",
-            "x_probe_difference__mutmut_15",
-            "x_probe_difference__mutmut_17",
-        ],
-        "`device=None` or no device for the probe tensors: the default device, which is the stock "
-        "module's here (CPU only)",
-    ),
     "x_probe_difference__mutmut_18": "`x = torch.zeros(2)`: x only gives dtype and device",
     **dict.fromkeys(
         [
@@ -27,4 +17,30 @@ EQUIVALENT: dict[str, str] = {
         " (3, 1, L) and (4, 1, L) (text row + 3) alike for one position set",
     ),
     "x_probe_difference__mutmut_64": "`zip(..., strict=None)`: both sides are (cos, sin) pairs",
+    **dict.fromkeys(
+        [
+            "xǁMultimodalRotaryEmbeddingǁ__init____mutmut_25",
+            "xǁMultimodalRotaryEmbeddingǁ__init____mutmut_62",
+            "xǁMultimodalRotaryEmbeddingǁ__init____mutmut_102",
+            "xǁMultimodalRotaryEmbeddingǁ__init____mutmut_120",
+        ],
+        "`register_buffer(..., persistent=None)`: torch tests `if persistent:`, so None is non-persistent as False",
+    ),
+    **dict.fromkeys(
+        [
+            "xǁMultimodalRotaryEmbeddingǁ_recompose__mutmut_21",
+            "xǁMultimodalRotaryEmbeddingǁ_recompose__mutmut_22",
+            "xǁMultimodalRotaryEmbeddingǁ_recompose__mutmut_23",
+            "xǁMultimodalRotaryEmbeddingǁ_recompose__mutmut_24",
+        ],
+        "`.view(1, 1, 1, p).expand(k, 1, b, length, p)`: expand prepends the missing leading dim, the same index",
+    ),
+    **dict.fromkeys(
+        ["xǁMultimodalRotaryEmbeddingǁ__init____mutmut_114", "xǁMultimodalRotaryEmbeddingǁ__init____mutmut_116"],
+        "pair_order without `dtype=torch.long`: it is a Sequence[int], from which torch.tensor infers int64",
+    ),
+    **dict.fromkeys(
+        ["xǁMultimodalRotaryEmbeddingǁ__init____mutmut_93", "xǁMultimodalRotaryEmbeddingǁ__init____mutmut_95"],
+        "the spatial_from_t mask without `dtype=torch.long`: it holds int(r) Python ints, inferred int64",
+    ),
 }
