@@ -77,6 +77,10 @@ def test_internvl_side_is_patches_per_tile_times_the_downsample_ratio():
     vision.image_size, vision.patch_size = (42, 42), (14, 14)  # 3 patches x 0.5 = 1.5 -> 1 (int truncates)
     owner.config.downsample_ratio = 0.5
     assert SquareTiles.internvl(owner).side == 1
+    # the patch conv drops a remainder: 77 px of 14 px patches is 5 whole patches (not 5.5), x 0.75 = 3.75 -> 3
+    vision.image_size, vision.patch_size = (77, 77), (14, 14)
+    owner.config.downsample_ratio = 0.75
+    assert SquareTiles.internvl(owner).side == 3
 
 
 def test_mistral3_patch_is_pixels_per_token_side():
