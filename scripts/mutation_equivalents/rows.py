@@ -3,5 +3,4 @@ mutmut name -> why the mutated program behaves as the original. Read by scripts/
 
 EQUIVALENT: dict[str, str] = {
     "x_build_positions__mutmut_21": "`keep.sum(+1)`: keep is (B, L), so dim 1 is dim -1",
-    "x_build_positions__mutmut_50": "`zip(..., strict=None)`: rows and lengths both have one entry per row",
 }
