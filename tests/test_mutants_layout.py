@@ -50,3 +50,44 @@ def test_layout_errors_name_the_row_the_item_and_the_position():
             ValueError, match=r"^image grid 0 = \(1, \d, \d\) is not divisible by spatial_merge_size 2$"
         ):
             parse_layout(tt, None, [visual_items(IMAGE, torch.tensor([grid]))], 2)
+
+
+def test_an_unknown_token_type_is_named_with_its_row():
+    from mmrope_hf.positions.layout import parse_layout
+
+    tt = torch.tensor([[0, 0, 0], [0, 3, 0]])
+    with pytest.raises(
+        ValueError, match=r"^mm_token_type_ids holds 3 in row 1; valid values: 0 text, 1 image, 2 video$"
+    ):
+        parse_layout(tt, None, _items(), 2)
+
+
+def test_unused_grids_are_named_with_both_counts():
+    """Two video grids but placeholders for one: the error names the modality and both counts."""
+    from mmrope_hf.positions.layout import parse_layout
+
+    tt = torch.tensor([[0, 2, 2, 0]])
+    with pytest.raises(
+        ValueError,
+        match=r"^video_grid_thw has 2 video item\(s\) but the input's video placeholder tokens hold only 1$",
+    ):
+        parse_layout(tt, None, _items(None, torch.tensor([[2, 2, 2], [1, 2, 2]])), 2)
+
+
+def test_interval_count_must_match_the_grids():
+    from mmrope_hf.positions.layout import VIDEO, visual_items
+
+    with pytest.raises(ValueError, match=r"^got 1 temporal intervals for 2 video grids$"):
+        visual_items(VIDEO, torch.tensor([[2, 2, 2], [1, 2, 2]]), [0.5])
+
+
+def test_split_frames_repeat_each_interval_once_per_frame():
+    """A (3, 4, 2) video at step 0.5 and a (2, 2, 6) one at step 2: five single-frame items, the frames of each
+    video carrying its step (T copies, not H)."""
+    from mmrope_hf.positions.layout import VIDEO, visual_items
+
+    got = visual_items(VIDEO, torch.tensor([[3, 4, 2], [2, 2, 6]]), [0.5, 2.0], split_frames=True)
+    assert got.grids == [(1, 4, 2)] * 3 + [(1, 2, 6)] * 2
+    assert list(got.intervals) == [0.5, 0.5, 0.5, 2.0, 2.0]
+    merged = visual_items(VIDEO, torch.tensor([[4, 2, 2]]), [1.5], temporal_merge=2)
+    assert merged.grids == [(2, 2, 2)] and list(merged.intervals) == [1.5]
