@@ -556,3 +556,45 @@ def test_queue_counts_items_across_rows():
     assert given.take(16, 0, 0) == [BASE]
     assert given.take(17, 1, 4) == [1, BASE] and given.used == 2
     given.check_used()
+
+
+class StubModeling:
+    """Stands in for the modeling module: records what ``hires_grid`` asks of HF's any-resolution helpers (their
+    signatures: ``get_anyres_image_grid_shape(image_size, grid_pinpoints: list, patch_size) -> (rows, cols)`` of
+    tiles, ``unpad_image(tensor (C, H, W), original_size) -> cropped``) and answers with chosen grids."""
+
+    def __init__(self, tiles: tuple[int, int], unpadded: tuple[int, int]):
+        self.tiles, self.unpadded, self.calls = tiles, unpadded, []
+
+    def get_anyres_image_grid_shape(self, image_size, grid_pinpoints, patch_size):
+        self.calls.append(("grid", image_size, grid_pinpoints, patch_size))
+        return self.tiles
+
+    def unpad_image(self, tensor, original_size):
+        self.calls.append(("unpad", tuple(tensor.shape[1:]), original_size))
+        return torch.empty(tensor.shape[0], *self.unpadded)
+
+
+def test_hires_grid_passes_the_model_what_pack_image_features_passes():
+    stub = StubModeling((2, 3), (10, 13))
+    g = geometry(NEXT, side=5, tile_size=70, modeling=stub, pinpoints=((70, 140), (140, 210)))
+    assert g.hires_grid(torch.tensor([130, 200])) == (10, 13)
+    assert stub.calls == [("grid", [130, 200], [[70, 140], [140, 210]], 70), ("unpad", (10, 15), [130, 200])]
+    assert all(type(v) is int for v in stub.calls[0][1])
+
+
+@pytest.mark.parametrize("unpadded, grid", [((11, 11), (11, 11)), ((11, 12), (9, 10))])
+def test_onevision_downsamples_only_above_a_ratio_of_1_1(unpadded, grid):
+    # side 5, anyres_max_4: 100 tokens; 11 x 11 = 121 gives ratio sqrt(1.21) = 1.1 exactly: kept (the model's
+    # `ratio > 1.1`); 11 x 12 gives sqrt(1.32) = 1.149: 11 // 1.149 = 9, 12 // 1.149 = 10
+    g = geometry(ONEVISION, side=5, tile_size=70, modeling=StubModeling((3, 3), unpadded))
+    assert g.hires_grid((150, 150)) == grid
+
+
+def test_a_one_frame_video_without_pixel_values_videos():
+    g = geometry(ONEVISION, cls_tokens=0)
+    assert g.layout(torch.tensor([[TXT] + [VID] * 5 + [TXT]]), None, {}) == [[1, block(2, 2, 1, VIDEO), 1, 1]]
+    assert g.layout(torch.tensor([[VID] * 9, [VID] * 5 + [TXT] * 4]), None, {}) == [
+        [block(2, 2, 2, VIDEO), 1],
+        [block(2, 2, 1, VIDEO), 1, 4],
+    ]
