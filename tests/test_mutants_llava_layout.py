@@ -598,3 +598,12 @@ def test_a_one_frame_video_without_pixel_values_videos():
         [block(2, 2, 2, VIDEO), 1],
         [block(2, 2, 1, VIDEO), 1, 4],
     ]
+
+
+@pytest.mark.parametrize("mask", [torch.ones(1, 4, dtype=torch.long), torch.ones(2, 1, dtype=torch.long)])
+def test_placeholder_kinds_rejects_a_mask_that_only_broadcasts(mask):
+    # a (1, L) or (B, 1) mask broadcasts against (B, L) ids, but pairing its rows / tokens with the ids' must not
+    # silently drop rows or tokens
+    input_ids = torch.tensor([[TXT, IMG, IMG, TXT], [IMG, TXT, TXT, TXT]])
+    with pytest.raises(ValueError, match="zip"):
+        placeholder_kinds(input_ids, mask, {IMAGE: IMG})
