@@ -559,3 +559,158 @@ def test_torch_array_ops_on_the_device():
 def test_batch_design_defaults_to_integer():
     design = BatchDesign(advance=None, top=None, visual=None)
     assert design.floating is False
+
+
+# --- inputs only the grid check or the mask catches; tables of host grids of another integer type ------------------
+
+
+@pytest.mark.parametrize("host", [True, False])
+@pytest.mark.parametrize("bad", [(0, 4, 4), (1, 0, 4), (1, 4, 0)])
+@pytest.mark.parametrize("with_good", [False, True])
+def test_grid_with_an_empty_side_and_no_tokens_falls_back(host, bad, with_good):
+    """A grid holding no token (a side 0) matches zero placeholders; the builder still gives up (None)."""
+    names, designs = _designs("mrope")
+    grids = [(1, 4, 4), bad] if with_good else [bad]
+    tt = torch.tensor([[0, IMAGE, IMAGE, IMAGE, IMAGE, 0]]) if with_good else torch.zeros(1, 6, dtype=torch.long)
+    items = [visual_items(IMAGE, torch.tensor(grids)), visual_items(VIDEO, None)]
+    assert batch_positions(names, designs, tt, None, items, 2, PositionOptions(), host=host) is None
+
+
+@pytest.mark.parametrize("host", [True, False])
+@pytest.mark.parametrize("grid", [(1, 3, 4), (1, 4, 3), (1, 5, 2)])
+def test_grid_not_divisible_by_the_merge_falls_back_even_when_the_count_fits(host, grid):
+    """(1, 3, 4) with merge 2 would give 1 x 2 = 2 tokens by floor division: still None."""
+    names, designs = _designs("mrope")
+    tt = torch.tensor([[0, IMAGE, IMAGE, 0]])
+    items = [visual_items(IMAGE, torch.tensor([grid])), visual_items(VIDEO, None)]
+    assert batch_positions(names, designs, tt, None, items, 2, PositionOptions(), host=host) is None
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_merge_one_with_single_row_and_column_grids(host):
+    """spatial_merge_size 1: a 1 x 3 and a 2 x 1 image are valid grids."""
+    layout = [("text", 1), ("image", 1, 1, 3), ("text", 1), ("image", 1, 2, 1)]
+    tt = torch.tensor([[0, IMAGE, IMAGE, IMAGE, 0, IMAGE, IMAGE]])
+    items = [visual_items(IMAGE, torch.tensor([[1, 1, 3], [1, 2, 1]])), visual_items(VIDEO, None)]
+    names, designs = _designs("mrope")
+    positions, deltas = batch_positions(names, designs, tt, None, items, 1, PositionOptions(), host=host)
+    ids, nxt = ref.positions(layout, "mrope")
+    assert positions[:, 0].T.tolist() == [list(p) for p in ids]
+    assert deltas.tolist() == [[max(nxt, max(max(p) for p in ids) + 1) - len(ids)]]
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_padding_slots_typed_as_image_are_not_tokens(host):
+    """The attention mask decides which slots are tokens: a padded slot whose type id is IMAGE is not one."""
+    tt = torch.tensor([[IMAGE, IMAGE, 0, IMAGE, IMAGE, IMAGE, IMAGE, 0]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1]])
+    items = [visual_items(IMAGE, torch.tensor([[1, 4, 4]])), visual_items(VIDEO, None)]
+    names, designs = _designs("mrope")
+    positions, deltas = batch_positions(names, designs, tt, mask, items, 2, PositionOptions(), host=host)
+    ids, nxt = ref.positions([("text", 1), ("image", 1, 2, 2), ("text", 1)], "mrope")
+    assert positions[:, 0].T.tolist() == [[0, 0, 0]] * 2 + [list(p) for p in ids]
+    assert deltas.tolist() == [[nxt - len(ids)]]
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_floating_padding_is_positive_zero(host):
+    """Padded slots of a float design hold 0.0 (not -0.0, which a multiply of the running position -1 gives)."""
+    tt = torch.tensor([[0, 0, *TYPES]])
+    mask = torch.tensor([[0, 0] + [1] * len(TYPES)])
+    names, designs = _designs("circle")
+    options = position_options(mmrope_hf.resolve_config("circle", layers="all"))
+    positions, _ = batch_positions(names, designs, tt, mask, ITEMS, 2, options, host=host)
+    assert positions[:, 0, :2].tolist() == [[0.0, 0.0]] * 3
+    assert not torch.signbit(positions[:, 0, :2]).any()
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_design_top_gets_the_tokens(host):
+    """A BatchDesign's ``top`` is called with the blocks, the tokens and the options (a design may read any)."""
+    seen = []
+    mr = POSITION_DESIGNS.get("mrope").batch
+
+    def top(blocks, tokens, options):
+        seen.append(tokens)
+        return mr.top(blocks, tokens, options) + 0 * tokens.j[blocks.xp.asarray(blocks.offset, blocks.xp.i64)]
+
+    design = BatchDesign(advance=mr.advance, top=top, visual=mr.visual)
+    tt = torch.tensor([[0, IMAGE, IMAGE, IMAGE, IMAGE, 0]])
+    items = [visual_items(IMAGE, torch.tensor([[1, 4, 4]])), visual_items(VIDEO, None)]
+    positions, deltas = batch_positions(("mrope",), [design], tt, None, items, 2, PositionOptions(), host=host)
+    assert deltas.tolist() == [[-2]] and seen and seen[0].j.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("default", [torch.bfloat16, torch.float64])
+def test_torch_path_ignores_the_default_dtype(default):
+    """transformers switches torch's default dtype while it loads a model: the torch path must not depend on it
+    (bfloat16 is exact only up to 256, so a long text row shows any tensor made in the default dtype)."""
+    tt = torch.tensor([[0] * 300 + TYPES])
+    items = ITEMS
+    ids, nxt = ref.positions([("text", 302), *LAYOUT[1:]], "mrope", 1.5)
+    names, designs = _designs("mrope", "vanilla")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        positions, deltas = batch_positions(names, designs, tt, None, items, 2, PositionOptions(), host=False)
+        text, text_deltas = batch_positions(
+            names,
+            designs,
+            torch.zeros(2, 300, dtype=torch.long),
+            torch.ones(2, 300),
+            [visual_items(IMAGE, None), visual_items(VIDEO, None)],
+            2,
+            PositionOptions(),
+            host=False,
+        )
+    finally:
+        torch.set_default_dtype(previous)
+    assert positions.dtype == deltas.dtype == torch.long
+    assert positions[:3, 0].T.tolist() == [list(p) for p in ids]
+    assert positions[3:, 0].tolist() == [list(range(len(ids)))] * 3
+    assert deltas.tolist() == [[max(nxt, max(max(p) for p in ids) + 1) - len(ids), 0]]
+    assert text.dtype == torch.long and text.tolist() == [[list(range(300))] * 2] * 6
+    assert text_deltas.tolist() == [[0, 0], [0, 0]]
+
+
+def test_block_tables_of_int32_grids_and_float64_intervals():
+    """Blocks hold int64 grids and sizes and float32 intervals (what the designs compute with: mrope's float32
+    multiply), whatever integer / float type the host tables came in."""
+    for xp in (HOST, TorchOps(torch.device("cpu"))):
+        blocks, tokens = block_tables(xp, np.array([[2, 1, 2]], dtype=np.int32), np.array([0.1], dtype=np.float64))
+        assert str(blocks.grid.dtype).endswith("int64") and str(blocks.size.dtype).endswith("int64")
+        assert str(blocks.interval.dtype).endswith("float32")
+        assert blocks.grid.tolist() == [[2, 1, 2]] and blocks.size.tolist() == [4]
+        assert tokens.g.tolist() == [0, 0, 1, 1] and tokens.c.tolist() == [0, 1, 0, 1]
+        assert tokens.r.tolist() == [0, 0, 0, 0] and tokens.j.tolist() == [0, 1, 2, 3]
+        assert blocks.temporal is True
+        blocks, _ = block_tables(xp, np.array([[1, 2, 2]], dtype=np.int64), np.ones(1, dtype=np.float32))
+        assert blocks.temporal is False
+
+
+def test_host_cumsum_checks_its_axis():
+    with pytest.raises(AssertionError):
+        HOST.cumsum(np.ones((100, 100), dtype=np.int64), 0)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_torch_path_builds_on_the_tensors_device(monkeypatch):
+    """host=False: TorchOps on mm_token_type_ids' device, the mask moved there (meta tensors; the build is
+    stopped before its first data-dependent op)."""
+    seen = {}
+
+    def spy(xp, batch_designs, types, valid, *args):
+        seen.update(xp=xp, types=types, valid=valid)
+        raise _Stop
+
+    monkeypatch.setattr(batch_module, "_build", spy)
+    names, designs = _designs("mrope")
+    tt = torch.zeros(2, 3, dtype=torch.long, device=META)
+    mask = torch.ones(2, 3, dtype=torch.long)
+    with pytest.raises(_Stop):
+        batch_positions(names, designs, tt, mask, ITEMS, 2, PositionOptions(), host=False)
+    assert seen["xp"].device == META and seen["types"].device == META
+    assert seen["valid"].device == META and seen["valid"].dtype == torch.bool and tuple(seen["valid"].shape) == (6,)
