@@ -607,3 +607,12 @@ def test_placeholder_kinds_rejects_a_mask_that_only_broadcasts(mask):
     input_ids = torch.tensor([[TXT, IMG, IMG, TXT], [IMG, TXT, TXT, TXT]])
     with pytest.raises(ValueError, match="zip"):
         placeholder_kinds(input_ids, mask, {IMAGE: IMG})
+
+
+def test_onevision_downsampled_size_is_a_floor_division_as_the_models():
+    # side 10, anyres_max_1: 100 tokens; 13 x 13 gives ratio sqrt(1.69) = 1.3 (the float just above 13 / 10): the
+    # model's `int(13 // 1.3)` is 9 (true division rounds to 10.0)
+    g = geometry(
+        ONEVISION, side=10, tile_size=140, aspect_ratio="anyres_max_1", modeling=StubModeling((2, 2), (13, 13))
+    )
+    assert g.hires_grid((280, 280)) == (9, 9)
