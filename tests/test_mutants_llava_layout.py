@@ -616,3 +616,26 @@ def test_onevision_downsampled_size_is_a_floor_division_as_the_models():
         ONEVISION, side=10, tile_size=140, aspect_ratio="anyres_max_1", modeling=StubModeling((2, 2), (13, 13))
     )
     assert g.hires_grid((280, 280)) == (9, 9)
+
+
+@pytest.mark.parametrize("side, pooled", [(5, 9), (27, 196)])
+def test_video_frames_from_the_run_with_an_odd_side(side, pooled):
+    # ceil(5 / 2)^2 = 9 and ceil(27 / 2)^2 = 196 pooled tokens a frame (SigLIP-384: 27 patches a side)
+    g = geometry(ONEVISION, cls_tokens=0, side=side)
+    run = torch.tensor([[TXT] + [VID] * (2 * pooled + 1)])
+    assert g.layout(run, None, {}) == [[1, block(-(-side // 2), -(-side // 2), 2, VIDEO), 1]]
+    with pytest.raises(
+        ValueError, match=rf"^a run of {pooled + 2} video placeholder token\(s\) is not frames x {pooled}"
+    ):
+        g.layout(torch.tensor([[TXT] + [VID] * (pooled + 2)]), None, {})
+
+
+def test_video_from_its_run_is_named_by_its_batch_index():
+    g = geometry(ONEVISION, cls_tokens=0)
+    runs_ = torch.tensor([[TXT] + [VID] * 9 + [TXT] + [VID] * 13])
+    with pytest.raises(ValueError, match=r"^video 0 \(2 frames\): with vision_feature_select_strategy='default'"):
+        g.layout(runs_, None, {"vision_feature_select_strategy": "default"})
+    queue = _Queue(VIDEO, None, g, {"vision_feature_select_strategy": "default"})
+    queue.used = 1
+    with pytest.raises(ValueError, match=r"^video 1 \(3 frames\): with vision_feature_select_strategy='default'"):
+        queue.take(13, 0, 11)
