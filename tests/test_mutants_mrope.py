@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from reference import rope_reference as ref
@@ -151,3 +152,67 @@ def test_batch_designs_built_now_equal_the_reference(seed, advance, temporal_str
     check_against_reference(
         seed, ("mrope", "spatial-reset"), temporal_stride, advance, paths=("numpy", "torch"), batch_designs=designs
     )
+
+
+def _one_video_row(frames: int, step: float | None = None):
+    """One row: 1 text token, a (frames, 1, 1) video (grid (frames, 2, 2) before the merge), 1 text token."""
+    tt = torch.tensor([[0] + [VIDEO] * frames + [0]])
+    items = [
+        visual_items(IMAGE, None),
+        visual_items(VIDEO, torch.tensor([[frames, MERGE, MERGE]]), [1.0 if step is None else step]),
+    ]
+    return tt, items
+
+
+def _all_paths(designs, tt, items, options, mask=None):
+    """Positions and deltas of the per-row path, the numpy and torch batch paths with the registry's designs, and
+    both batch paths with the designs built now (so a change inside the factory is seen)."""
+    layout = parse_layout(tt, mask, items, MERGE)
+    got = {"rows": build_positions(designs, layout, options, mask, tuple(tt.shape))}
+    fresh = {"mrope": mrope_module._batch_mrope(reset=False), "spatial-reset": mrope_module._batch_mrope(reset=True)}
+    for host, name in ((True, "numpy"), (False, "torch")):
+        registry = [POSITION_DESIGNS.get(d).batch for d in designs]
+        got[name] = batch_positions(designs, registry, tt, mask, items, MERGE, options, host=host)
+        if all(d in fresh for d in designs):
+            built = [fresh[d] for d in designs]
+            got[name + " built now"] = batch_positions(designs, built, tt, mask, items, MERGE, options, host=host)
+    return got
+
+
+@pytest.mark.parametrize("step, via_stride", [(0.7, True), (1.16, True), (0.7, False), (1.16, False)])
+def test_temporal_offsets_are_a_float32_product_truncated(step, via_stride):
+    """The stock quantisation of the temporal offset: int(float32(g) * float32(s)). For s = 0.7 and g = 10 it is
+    7 (float32(0.7) * 10 in float64 is 6.99999988); for s = 1.16 and g = 25 it is 29 (25 * 1.16 in float64 is
+    28.999999999999996). Every path, with the step as temporal_stride or as the video's own interval."""
+    frames = 26
+    tt, items = _one_video_row(frames, None if via_stride else step)
+    options = PositionOptions(temporal_stride=step if via_stride else None)
+    t = [int(np.float32(g) * np.float32(step)) for g in range(frames)]
+    assert (t[10], t[25]) == ((7, 17) if step == 0.7 else (11, 29))
+    after = 1 + max(t) + 1
+    want = {
+        "mrope": [[0] + [1 + v for v in t] + [after], [0] + [1] * frames + [after], [0] + [1] * frames + [after]],
+        "spatial-reset": [
+            [0] + [1 + v for v in t] + [after],
+            [0] + [0] * frames + [after],
+            [0] + [0] * frames + [after],
+        ],
+    }
+    for name, (positions, deltas) in _all_paths(("mrope", "spatial-reset"), tt, items, options).items():
+        assert positions[:3, 0].tolist() == want["mrope"], name
+        assert positions[3:, 0].tolist() == want["spatial-reset"], name
+        assert deltas.tolist() == [[after + 1 - (frames + 2)] * 2], name
+
+
+def test_rope_deltas_count_a_video_that_outruns_the_spatial_advance():
+    """vision_advance="spatial" after a (4, 1, 1) video at step 3: its t ids are 1, 4, 7, 10, but text resumes at
+    1 + max(H, W) = 2, so the last token is at 2 and the largest position is 10: the delta is measured from 10 + 1
+    (transformers' max(position) + 1) over 6 tokens, 11 - 6 = 5. Under "max" text resumes at 11: 12 - 6 = 6."""
+    tt, items = _one_video_row(4, 3.0)
+    for advance, text, delta in (("spatial", 2, 5), ("max", 11, 6)):
+        options = PositionOptions(vision_advance=advance)
+        for name, (positions, deltas) in _all_paths(("mrope", "spatial-reset"), tt, items, options).items():
+            assert positions[0, 0].tolist() == [0, 1, 4, 7, 10, text], (advance, name)
+            assert positions[1, 0].tolist() == [0, 1, 1, 1, 1, text], (advance, name)
+            assert positions[4, 0].tolist() == [0, 0, 0, 0, 0, text], (advance, name)
+            assert deltas.tolist() == [[delta, delta]], (advance, name)
