@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -714,3 +715,16 @@ def test_torch_path_builds_on_the_tensors_device(monkeypatch):
         batch_positions(names, designs, tt, mask, ITEMS, 2, PositionOptions(), host=False)
     assert seen["xp"].device == META and seen["types"].device == META
     assert seen["valid"].device == META and seen["valid"].dtype == torch.bool and tuple(seen["valid"].shape) == (6,)
+
+
+def test_host_chunks_write_in_place_without_warnings():
+    """Each chunk is written into its slice of the output (a torch out= of the wrong size would be resized, with a
+    UserWarning, into memory the caller never sees)."""
+    n = 2 * GRAIN + 5
+    x = np.linspace(0.1, 3.0, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(HOST.atan2(x, x[::-1].copy()), np.arctan2(x, x[::-1]), rtol=1e-13)
+        np.testing.assert_allclose(HOST.cos(x), np.cos(x), rtol=1e-13, atol=1e-15)
+        got = HOST.cumsum(np.ones((40, 1000), dtype=np.int64), 1)
+    assert np.array_equal(got, np.tile(np.arange(1, 1001), (40, 1)))

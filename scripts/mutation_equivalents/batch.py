@@ -71,6 +71,8 @@ EQUIVALENT: dict[str, str] = {
         "`Blocks.temporal` always true: it only lets designs skip their temporal terms, which are g * step = 0 "
         "when every g is 0 (and nothing reads it without blocks)",
     ),
+    "x_block_tables__mutmut_16": "`total = 1` for a batch without grids: numpy's repeat ignores it, torch's "
+    "repeat_interleave gives the same empty tables, and no design reads the tokens of a batch without blocks",
     "x_block_tables__mutmut_50": "`asarray(table, None)`: the table stacks int64 columns (np.arange's row_block), "
     "so it is int64 already",
     "x__host_arrays__mutmut_10": "keeps an all-ones mask instead of dropping it: the masked arithmetic then gives "
