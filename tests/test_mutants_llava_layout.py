@@ -639,3 +639,9 @@ def test_video_from_its_run_is_named_by_its_batch_index():
     queue.used = 1
     with pytest.raises(ValueError, match=r"^video 1 \(3 frames\): with vision_feature_select_strategy='default'"):
         queue.take(13, 0, 11)
+
+
+def test_video_frames_from_the_run_with_one_pooled_token_a_frame():
+    # side 2: ceil(2 / 2)^2 = 1 pooled token a frame, so a run of 3 is 2 frames + the newline
+    g = geometry(ONEVISION, cls_tokens=0, side=2)
+    assert g.layout(torch.tensor([[TXT] + [VID] * 3]), None, {}) == [[1, block(1, 1, 2, VIDEO), 1]]
