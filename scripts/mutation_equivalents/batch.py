@@ -6,8 +6,6 @@ EQUIVALENT: dict[str, str] = {
         ["x__serial_torch__mutmut_8", "x__serial_torch__mutmut_10"],
         "`np.empty(n, dtype=None)` or no dtype: numpy's default dtype is float64",
     ),
-    "x__serial_torch__mutmut_4": "`n < grain` for `n <= grain`: at n == grain the chunked branch runs one chunk of "
-    "n, the same single call",
     **dict.fromkeys(
         ["xǁNumpyOpsǁarange__mutmut_2", "xǁNumpyOpsǁarange__mutmut_4"],
         "`np.arange(n)` without dtype: numpy 2's default integer is int64",
