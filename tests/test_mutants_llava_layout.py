@@ -375,7 +375,7 @@ def test_next_items_from_image_sizes():
 
 def test_items_count_pixel_values_against_image_sizes():
     with pytest.raises(ValueError, match=message("pixel_values holds 3 image(s) but image_sizes 2")):
-        geometry(NEXT).items({"image_sizes": [[56, 56], [56, 56]], "pixel_values": torch.zeros(3, 3, 3, 56, 56)})
+        geometry(NEXT).items({"image_sizes": [[56, 56], [56, 56]], "pixel_values": torch.zeros(3, 5, 3, 56, 56)})
 
 
 def test_onevision_items_multi_image_samples_keep_the_base_view():
