@@ -212,7 +212,7 @@ class NumpyOps(ArrayOps):
         return np.concatenate(arrays)
 
     def owned(self, x):
-        return x if x.flags.c_contiguous and x.flags.writeable else np.array(x)
+        return x if x.flags.c_contiguous and x.flags.writeable else np.array(x, order="C")
 
     def row_max(self, values, rows, batch):
         if batch == 1:
