@@ -94,7 +94,19 @@ MODULES: dict[str, Module] = {
     ),
     "collator": Module("mmrope_hf/integrations/training/collator.py", ["tests/test_collate.py"]),
     "checkpoint": Module("mmrope_hf/integrations/transformers/checkpoint.py", ["tests/test_loading.py"]),
-    "llava_layout": Module("mmrope_hf/patches/_llava_layout.py", ["tests/test_llava.py"]),
+    "llava_layout": Module(
+        "mmrope_hf/patches/_llava_layout.py",
+        [
+            f"tests/test_llava.py::{test}"
+            for test in (
+                "test_newline_and_base_view_positions_golden",
+                "test_layout_matches_the_processor_and_the_model_packing",
+                "test_placeholder_mismatch_fails_with_a_clear_error",
+                "test_a_tile_that_is_not_a_patch_grid_fails_clearly",
+            )
+        ],
+        note="the layout tests of test_llava.py only: its patch/unpatch model tests make each mutant minutes long",
+    ),
     "tiles": Module("mmrope_hf/patches/_tiles.py", ["tests/test_llava.py"]),
 }
 
