@@ -106,3 +106,62 @@ def test_without_tokens_per_second_a_video_steps_one_per_group():
     )
     ids, nxt = ref.positions([("text", 2), ("video", 3, 2, 2), ("text", 2)], "mrope", 1.0)
     assert [tuple(p) for p in positions[:, 0].T.tolist()] == ids and deltas.tolist() == [[nxt - 16]]
+
+
+def test_text_positions_count_the_real_tokens_of_each_row():
+    from mmrope_hf.positions.builder import text_positions
+
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    want = torch.tensor([[0, 0, 0, 1, 2], [0, 1, 2, 0, 0], [0, 1, 2, 3, 4]])
+    assert torch.equal(text_positions(mask), want) and text_positions(mask).dtype == torch.long
+    assert text_positions(mask.bool()).tolist() == text_positions(mask).tolist()
+
+
+def test_num_layers_keeps_only_the_designs_its_layers_use():
+    """Circle staggered with MRoPE on alternate layers: one layer uses Circle only, so one position set."""
+    types = torch.tensor([[0, 1, 1, 1, 1, 0, 0]])
+    grid = torch.tensor([[1, 4, 4]])
+    both, both_deltas = build_position_ids("circle", torch.zeros_like(types), types, image_grid_thw=grid)
+    one, one_deltas = build_position_ids("circle", torch.zeros_like(types), types, image_grid_thw=grid, num_layers=1)
+    assert both.shape[0] == 6 and torch.equal(one, both[:3]) and torch.equal(one_deltas, both_deltas[:, :1])
+
+
+# two rows, the first left-padded, with an image and a video (3 groups of 1 x 2 after the merge)
+ROWS = [
+    [("text", 2), ("image", 1, 2, 2), ("text", 1)],
+    [("text", 1), ("video", 3, 1, 2), ("text", 2), ("image", 1, 1, 1)],
+]
+
+
+def _rows_inputs():
+    length = max(sum(item[1] if item[0] == "text" else item[1] * item[2] * item[3] for item in r) for r in ROWS)
+    types, mask = torch.zeros(len(ROWS), length, dtype=torch.long), torch.zeros(len(ROWS), length, dtype=torch.long)
+    for b, row in enumerate(ROWS):
+        tokens = [0 if it[0] == "text" else {"image": 1, "video": 2}[it[0]] for it in row for _ in range(_count(it))]
+        types[b, length - len(tokens) :] = torch.tensor(tokens)
+        mask[b, length - len(tokens) :] = 1
+    images = [(1, 2 * it[2], 2 * it[3]) for r in ROWS for it in r if it[0] == "image"]
+    videos = [(it[1], 2 * it[2], 2 * it[3]) for r in ROWS for it in r if it[0] == "video"]
+    return types, mask, torch.tensor(images), torch.tensor(videos)
+
+
+def _count(item):
+    return item[1] if item[0] == "text" else item[1] * item[2] * item[3]
+
+
+@pytest.mark.parametrize(("design", "options"), [("videorope", {}), ("v2pe", {"visual_stride": 2.0})])
+def test_designs_without_a_batch_form_go_through_the_rows_with_their_options(design, options):
+    """The baselines have no loop-free form: the per-row path, on a padded batch, with the design's options."""
+    from reference import baselines_reference as bref
+
+    types, mask, images, videos = _rows_inputs()
+    positions, deltas = build_position_ids(
+        "mrope-i", torch.zeros_like(types), types, images, videos, mask, position=design, **options
+    )
+    assert positions.shape == (3, *types.shape)
+    for b, row in enumerate(ROWS):
+        ids, nxt = bref.positions(row, design, 1, options.get("visual_stride", 16))
+        keep = mask[b].bool()
+        want = torch.tensor([[float(v) for v in p] for p in ids], dtype=torch.float64).T.to(torch.float32)
+        assert torch.equal(positions[:, b, keep], want) and (positions[:, b, ~keep] == 0).all()
+        assert deltas[b, 0].item() == pytest.approx(float(nxt) - len(ids))

@@ -36,8 +36,8 @@ Qwen2.5-VL). Qwen3-VL lays every temporal group of a video out as a block of its
   first: ``h - t``, ``w - t``.
 - ``modality-interval`` (Table 4 "+modality interval", "enlarging the modality interval to match that of vanilla
   RoPE, similar to RoPE-Tie"; the exact rule is our choice): visual tokens as ``spatial-reset`` (st + floor(g s),
-  r, c), and text after a block resumes where vanilla RoPE would put it: st + max(T H W, extent + 1), extent =
-  max(floor((T-1) s), H-1, W-1) (the max keeps a long strided video from overlapping the text after it).
+  r, c), and text after a block resumes where vanilla RoPE would put it: st + max(T H W, floor((T-1) s) + 1) (the max
+  keeps a long strided video from overlapping the text after it; H - 1 and W - 1 never reach T H W).
 
 ``videorope``, ``hope`` and ``v2pe`` return float32 positions (as the reference repo); ``text-spatial-reset`` and
 ``modality-interval`` return int64 with the stock truncation of the temporal offsets. The 1D/3D designs here ignore
@@ -178,22 +178,21 @@ def text_spatial_reset(segments: Sequence[Segment], options: PositionOptions) ->
     """The paper's IL-RoPE / Omni-RoPE layout, text at (p, 0, 0), **stored relative to t** (see the module docstring):
     text (p, p, p), visual (T, T + r, T + c) with T = st + floor(g s); t rows and ``rope_deltas`` as
     ``spatial-reset``."""
-    parts, position, top = [], 0, -1
+    parts, position, end = [], 0, 0  # end: one past the highest visual position (text never passes `position`)
     for seg in segments:
         if isinstance(seg, int):
             parts.append(_text(position, seg, torch.long))
             position += seg
-            top = max(top, position - 1)
             continue
         offsets = _truncated_offsets(seg, options)
         _, height, width = seg.grid
         t, r, c = torch.meshgrid(offsets + position, torch.arange(height), torch.arange(width), indexing="ij")
         parts.append(torch.stack([t, t + r, t + c]).reshape(3, -1))
         extent = max(int(offsets[-1]), height - 1, width - 1)
-        top = max(top, position + extent)
+        end = max(end, position + extent + 1)
         position = position + extent + 1 if options.vision_advance == "max" else position + max(height, width)
     positions = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
-    return RowPositions(positions, max(position, top + 1))  # spatial-reset's rule (see mrope._mrope_row)
+    return RowPositions(positions, max(position, end))  # spatial-reset's rule (see mrope._mrope_row)
 
 
 def modality_interval(segments: Sequence[Segment], options: PositionOptions) -> RowPositions:
@@ -208,8 +207,7 @@ def modality_interval(segments: Sequence[Segment], options: PositionOptions) -> 
         _, height, width = seg.grid
         t, r, c = torch.meshgrid(offsets + position, torch.arange(height), torch.arange(width), indexing="ij")
         parts.append(torch.stack([t, r, c]).reshape(3, -1))
-        extent = max(int(offsets[-1]), height - 1, width - 1)
-        position += max(seg.num_tokens, extent + 1)
+        position += max(seg.num_tokens, int(offsets[-1]) + 1)  # H - 1 and W - 1 never reach T H W
     positions = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
     return RowPositions(positions, position)
 

@@ -12,5 +12,6 @@ EQUIVALENT: dict[str, str] = {
         "skips the loop-free batch path: the per-row path it falls back to gives the same positions "
         "(the batch path only saves time)",
     ),
+    "x_text_positions__mutmut_5": "`cumsum(+1)` on the (B, L) masks it is given is `cumsum(-1)`",
     "x_build_position_ids__mutmut_66": "`mm_token_type_ids.to(None)`: already on input_ids' device (CPU here)",
 }
