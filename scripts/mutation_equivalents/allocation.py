@@ -18,4 +18,6 @@ EQUIVALENT: dict[str, str] = {
     ),
     "xǁVideoRoPEAllocationǁplan__mutmut_52": "`options.get('temporal_nope', None)`: missing is falsy either way",
     "xǁVideoRoPEAllocationǁplan__mutmut_54": "`options.get('temporal_nope')`: missing is falsy either way",
+    "xǁHeadAllocationǁplan__mutmut_1": "default `strict=False`: the multi-head plan never reads `strict` (it has "
+    "no native section to take as is; the interface keeps the argument for the per-pair allocations)",
 }

@@ -5,7 +5,21 @@ _MESHGRID = "`torch.meshgrid` without `indexing` uses 'ij', the value passed (it
 _FLOAT32_ZEROS = "the empty row's zeros made float32 instead of float64: the row is cast to float32 just after"
 
 EQUIVALENT: dict[str, str] = {
-    **dict.fromkeys(["x__diagonal_row__mutmut_46", "x__diagonal_row__mutmut_50"], _MESHGRID),
+    **dict.fromkeys(
+        [
+            "x__diagonal_row__mutmut_46",
+            "x__diagonal_row__mutmut_50",
+            "x_modality_interval__mutmut_23",
+            "x_modality_interval__mutmut_27",
+            "x_text_spatial_reset__mutmut_24",
+            "x_text_spatial_reset__mutmut_28",
+        ],
+        _MESHGRID,
+    ),
+    **dict.fromkeys(
+        ["x_modality_interval__mutmut_6", "x_text_spatial_reset__mutmut_7"],
+        "`_text(int position, n, None)`: `torch.arange(n)` is int64 already, and an int start keeps it int64",
+    ),
     "x__diagonal_row__mutmut_6": "text as `float start + int64 arange` (float32) instead of float64, then cast to "
     "float32: the same float32 values (the text run's positions are start + k, k an integer)",
     **dict.fromkeys(["x__diagonal_row__mutmut_80", "x__diagonal_row__mutmut_83"], _FLOAT32_ZEROS),

@@ -11,4 +11,9 @@ EQUIVALENT: dict[str, str] = {
         "`zip(sizes, patched, strict=...)`: patched is built with one entry per size ([True] * len(sizes), or from "
         "batch_num_images after its sum was checked against len(sizes))",
     ),
+    **dict.fromkeys(
+        ["x_placeholder_kinds__mutmut_6", "x_placeholder_kinds__mutmut_8"],
+        "no mask: an int64 all-ones `keep` instead of bool: `(ids == token) & keep` is then int64 and `.any()` "
+        "and `if kept` read it the same",
+    ),
 }
