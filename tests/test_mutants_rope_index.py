@@ -169,13 +169,15 @@ def test_generation_passes_the_inputs_to_the_stock_method():
     assert got is STOCK and stock.calls == [((inputs, kwargs), {})]
 
 
-def test_generation_expands_text_positions_of_several_sets():
+@pytest.mark.parametrize("num_sets", [2, 3])
+def test_generation_expands_text_positions_of_several_sets(num_sets):
     """Continuing from a cache, stock gives one text row (1, B, L): every set gets its own copy."""
     text = torch.arange(6).view(1, 2, 3)
-    state = make_state(3)
+    state = make_state(num_sets)
     got, _ = generation(state, text, torch.zeros(2, 3), {})
     base = text.expand(3, -1, -1)
-    assert torch.equal(got, torch.cat([base, base + 1000, base + 2000])) and len(state.expanded) == 1
+    want = torch.cat([base + 1000 * k for k in range(num_sets)])
+    assert torch.equal(got, want) and len(state.expanded) == 1
 
 
 @pytest.mark.parametrize(("num_sets", "rows"), [(1, 1), (2, 4), (2, 6), (2, 3)])

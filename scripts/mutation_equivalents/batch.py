@@ -83,4 +83,5 @@ EQUIVALENT: dict[str, str] = {
     "x__build__mutmut_54": "`cast(valid, None)`: numpy float64 / torch bool 0 and 1, assigned into the int64 lead",
     "x__build__mutmut_97": "`cast(lead, None)` of a float design without blocks: numpy float64 as before; torch "
     "int64 counts, whose exact sums are written into the float32 positions and cast at the end",
+    "xǁNumpyOpsǁowned__mutmut_9": "`order='c'`: numpy reads the order code case-insensitively",
 }
