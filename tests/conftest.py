@@ -17,7 +17,8 @@ from mmrope_hf.testing import FAMILIES, LLAVA_FAMILIES, MROPE_FAMILIES, TILE_FAM
 
 # --- tiers -----------------------------------------------------------------------------------------------------------
 # `pytest -q` is the fast tier, for the edit-test loop: every test, on one model type of each kind and the main
-# schemes, without the tests marked slow (fresh processes, torchrun, wheel builds, mypy) and without the oracle's
+# schemes, without the tests marked slow (fresh processes, torchrun, wheel builds, mypy), the files of FULL_TIER_FILES
+# (torch.compile and Trainer runs, about a second a test: a third of the fast tier's time) and the oracle's
 # self-checks. `pytest -q --full` is what `.ci/run` runs: every test on every model type and preset, the oracle's
 # self-checks counted apart.
 FAST_FAMILIES = ("qwen2_5_vl", "qwen3_vl", "glm4v", "llava", "gemma3")
@@ -26,6 +27,7 @@ FULL_ONLY = frozenset((*MROPE_FAMILIES, *LLAVA_FAMILIES, *TILE_FAMILIES, *FAMILI
     *FAST_FAMILIES,
     *FAST_SCHEMES,
 }
+FULL_TIER_FILES = frozenset({"test_compile.py", "test_resume.py", "test_trl.py"})
 ORACLE_DIR = Path(__file__).resolve().parent / "reference"
 
 
@@ -40,7 +42,7 @@ def pytest_configure(config):
 
 
 def _in_fast_tier(item) -> bool:
-    if item.get_closest_marker("slow") or item.get_closest_marker("oracle"):
+    if item.get_closest_marker("slow") or item.get_closest_marker("oracle") or item.path.name in FULL_TIER_FILES:
         return False
     params = getattr(item, "callspec", None)
     values = params.params.values() if params else ()
