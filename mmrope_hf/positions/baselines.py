@@ -178,7 +178,7 @@ def text_spatial_reset(segments: Sequence[Segment], options: PositionOptions) ->
     """The paper's IL-RoPE / Omni-RoPE layout, text at (p, 0, 0), **stored relative to t** (see the module docstring):
     text (p, p, p), visual (T, T + r, T + c) with T = st + floor(g s); t rows and ``rope_deltas`` as
     ``spatial-reset``."""
-    parts, position, end = [], 0, 0  # end: one past the highest visual position (text never passes `position`)
+    parts, position, end = [], 0, 0  # end: the largest st + extent + 1 of the blocks (text never passes `position`)
     for seg in segments:
         if isinstance(seg, int):
             parts.append(_text(position, seg, torch.long))
