@@ -14,6 +14,7 @@ A stock-scheme (``mrope``) call checks the helper itself: it must reproduce the 
 
 from __future__ import annotations
 
+import gc
 import sys
 from contextlib import contextmanager
 
@@ -330,6 +331,9 @@ def oracle_model(
 
         handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
     modeling = sys.modules[type(rotating_layers(model)[0].self_attn).__module__]
+    # patched models the caller dropped release mmrope-hf's dispatcher when collected: let that happen now, not
+    # while the per-head function below is in place (it would then put back a dispatcher that is gone)
+    gc.collect()
     original = modeling.apply_rotary_pos_emb
     _, allocation, _ = recipe(scheme, options)
     if allocation[0] == "multi-head":

@@ -75,6 +75,7 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
                 max_err = max(max_err, max(abs(a - b) for a, b in zip(want, rotated[0, head, token].tolist())))
     assert max_err < 1e-5
     assert not torch.equal(positions[1], positions[0])  # the image really has distinct h and t ids
+    monkeypatch.undo()  # the dispatcher back while the model still holds it (not after it is collected)
 
 
 @pytest.mark.parametrize(

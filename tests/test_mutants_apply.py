@@ -78,3 +78,69 @@ def test_dispatcher_passes_extra_arguments_to_the_original():
     finally:
         undo()
     assert module.apply_rotary_pos_emb is llama_apply
+
+
+# --- the dispatcher beside other code that swaps the same function (profilers, monkeypatch, test helpers) ---------
+# Models are released by garbage collection (weakref.finalize), so the last undo can run at any allocation, also
+# while another piece of code has its own function in the module for a while and will put back what it saw.
+
+
+def _axis_tables(length: int = 3):
+    cos, sin = _tables(4, length=length)
+    return AxisTables(cos.float(), (0, 1)), AxisTables(sin.float(), (0, 1))
+
+
+def _routes_axis_tables(module) -> bool:
+    q, k = torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)
+    cos, sin = _axis_tables()
+    try:
+        module.apply_rotary_pos_emb(q, k, cos, sin)
+    except Exception:
+        return False
+    return True
+
+
+def _fake_module():
+    module = types.ModuleType("fake_modeling")
+    module.apply_rotary_pos_emb = llama_apply
+    return module
+
+
+def test_the_last_undo_leaves_a_function_someone_else_put_there():
+    """An oracle or profiler that swapped in its function keeps it when the last model goes meanwhile."""
+    module = _fake_module()
+    undo = install_dispatcher(module, "apply_rotary_pos_emb")
+
+    def theirs(q, k, cos, sin, *args, **kwargs):
+        return q, k
+
+    module.apply_rotary_pos_emb = theirs
+    undo()
+    assert module.apply_rotary_pos_emb is theirs
+
+
+def test_a_stale_dispatcher_put_back_is_unwrapped_by_the_next_install():
+    """monkeypatch's teardown puts back the dispatcher it saw after the last model went: the next model's dispatcher
+    wraps the stock function, not the stale one, and its undo gives the stock function back."""
+    module = _fake_module()
+    undo = install_dispatcher(module, "apply_rotary_pos_emb")
+    stale = module.apply_rotary_pos_emb
+    undo()
+    module.apply_rotary_pos_emb = stale  # put back by someone who saved it
+    undo = install_dispatcher(module, "apply_rotary_pos_emb")
+    assert module.apply_rotary_pos_emb.__wrapped__ is llama_apply and _routes_axis_tables(module)
+    undo()
+    assert module.apply_rotary_pos_emb is llama_apply
+
+
+def test_a_model_patched_after_someone_restored_the_stock_function_gets_the_dispatcher_back():
+    """A live model's dispatcher replaced by the stock function (a helper restoring what it saved before the model
+    was patched): the next install puts the dispatcher back, so MHRoPE tables never reach the stock function."""
+    module = _fake_module()
+    first = install_dispatcher(module, "apply_rotary_pos_emb")
+    module.apply_rotary_pos_emb = llama_apply
+    second = install_dispatcher(module, "apply_rotary_pos_emb")
+    assert _routes_axis_tables(module)
+    first()
+    second()
+    assert module.apply_rotary_pos_emb is llama_apply

@@ -99,14 +99,22 @@ def apply_per_head_axis(
     return _rotate_heads(q, cos, sin, q.shape[1] // k.shape[1]), _rotate_heads(k, cos, sin, 1)
 
 
-_INSTALLED: dict[tuple[ModuleType, str], list] = {}
+_INSTALLED: dict[tuple[ModuleType, str], list] = {}  # (module, name) -> [original, dispatcher, users]
 
 
 def install_dispatcher(module: ModuleType, name: str) -> Callable[[], None]:
-    """Make ``module.<name>`` route :class:`AxisTables` to :func:`apply_per_head_axis`; returns the undo."""
+    """Make ``module.<name>`` route :class:`AxisTables` to :func:`apply_per_head_axis`; returns the undo.
+
+    Other code may swap the same function for a while (profilers, ``monkeypatch``, test helpers) and put back what it
+    saw, and the last undo runs when a model is garbage-collected, at any time. So: the undo puts the original back
+    only if the dispatcher is still in place (it never clobbers someone else's function); an install finds the
+    original under a stale dispatcher of ours, and puts the dispatcher back where the original was restored under
+    a live one."""
     key = (module, name)
     if key not in _INSTALLED:
         original = getattr(module, name)
+        while getattr(original, "_mmrope_dispatcher", False):  # a stale one, put back by someone who had saved it
+            original = original.__wrapped__
 
         def apply_rotary_pos_emb(q, k, cos, sin, *args, **kwargs):
             if isinstance(cos, AxisTables):
@@ -114,15 +122,19 @@ def install_dispatcher(module: ModuleType, name: str) -> Callable[[], None]:
             return original(q, k, cos, sin, *args, **kwargs)
 
         apply_rotary_pos_emb.__wrapped__ = original  # type: ignore[attr-defined]
+        apply_rotary_pos_emb._mmrope_dispatcher = True  # type: ignore[attr-defined]
+        _INSTALLED[key] = [original, apply_rotary_pos_emb, 0]
         setattr(module, name, apply_rotary_pos_emb)
-        _INSTALLED[key] = [original, 0]
-    _INSTALLED[key][1] += 1
+    entry = _INSTALLED[key]
+    if getattr(module, name) is entry[0]:  # the original restored under a live dispatcher
+        setattr(module, name, entry[1])
+    entry[2] += 1
 
     def undo() -> None:
-        entry = _INSTALLED[key]
-        entry[1] -= 1
-        if entry[1] == 0:
-            setattr(module, name, entry[0])
+        entry[2] -= 1
+        if entry[2] == 0:
+            if getattr(module, name) is entry[1]:
+                setattr(module, name, entry[0])
             del _INSTALLED[key]
 
     return undo
