@@ -87,6 +87,25 @@ REFERENCE_LAYOUTS = {  # (kind, T, H, W) blocks; a newline column is part of W
     ],
 }
 REFERENCE_LAYOUTS["smolvlm"] = REFERENCE_LAYOUTS["idefics3"]
+# What the real processors write for test_offline_processor_output_runs_patched's prompts (images 120x60, then
+# 40x100 and 150x300 px, width x height), worked out by hand from the tiny settings: 56 px tiles of 14 px patches,
+# the pinpoints of mmrope_hf.testing.llava, the default strategy (no CLS feature).
+PROCESSOR_LAYOUTS = {
+    "llava": [[("text", 2), BASE, ("text", 1)], [("text", 3), BASE, ("text", 1), BASE, ("text", 1)]],
+    # 120x60 fits pinpoint 56x112 (h x w) best: 1x2 tiles, 4x8 features and a newline column; 40x100 and 150x300
+    # fit 112x56: 2x1 tiles, 8x4 (unpad: 40 px wide gives round(40 * 8 / 100) = 3 columns, padding (4 - 3) // 2 = 0)
+    "llava_next": [
+        [("text", 2), BASE, ("image", 1, 4, 9), ("text", 1)],
+        [("text", 3), BASE, ("image", 1, 8, 5), ("text", 1), BASE, ("image", 1, 8, 5), ("text", 1)],
+    ],
+    # 120x60 fits pinpoint 112x168 best (its effective resolution is the image's 7,200 px): 2x3 tiles, 8x12
+    # features; unpad keeps round(60 * 12 / 120) = 6 rows; 72 tokens is under anyres_max_4's 64 x 1.1^2, so no
+    # downsampling; a newline column. Row 1 has two images: base views, each followed by one newline token
+    "llava_onevision": [
+        [("text", 2), BASE, ("image", 1, 6, 13), ("text", 1)],
+        [("text", 3), BASE, ("text", 1), ("text", 1), BASE, ("text", 1), ("text", 1)],
+    ],
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -469,16 +488,23 @@ def test_a_tile_that_is_not_a_patch_grid_fails_clearly():
 
 @pytest.mark.parametrize("family", LLAVA_FAMILIES)
 def test_offline_processor_output_runs_patched(family):
-    """The family's processor (PIL image processor, offline tokenizer) lays out exactly what the adapter expects."""
+    """The family's processor (PIL image processor, offline tokenizer) lays out exactly what the adapter expects:
+    the patched logits equal the oracle forward on the layouts worked out by hand (PROCESSOR_LAYOUTS), and
+    generate equals the teacher-forced forward."""
     processor = offline_llava_processor(family)
     images = [[synthetic_image(120, 60, seed=1)], [synthetic_image(40, 100, seed=2), synthetic_image(150, 300, seed=3)]]
     text = ["describe this <|image_pad|> image", "what is in <|image_pad|> the <|image_pad|> image"]
     if family != "llava_onevision":
         images = [image for row in images for image in row]
     inputs = dict(processor(images=images, text=text, padding=True, return_tensors="pt"))
+    real = inputs["attention_mask"].bool()
+    stock_model = tiny_llava(family)
+    stock = logits(stock_model, inputs)
+    want = oracle_logits(family, None, inputs, "mrope-i", model=stock_model, layouts=PROCESSOR_LAYOUTS[family])
     model = mmrope_hf.patch_model(tiny_llava(family), "mrope-i")
-    stock = logits(tiny_llava(family), inputs)
-    assert (logits(model, inputs) - stock).abs().max() > 1e-3
+    got = logits(model, inputs)
+    assert (got - stock).abs().max() > 1e-3
+    torch.testing.assert_close(got[real], want[real], atol=float32_atol(want[real]), rtol=0)
     out = generate(model, inputs, 3)
     forced = dict(
         inputs,
