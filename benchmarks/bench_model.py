@@ -69,7 +69,7 @@ def decode_step(model, inputs, steps: int = 8) -> float:
 
 def measure(models: dict, inputs: dict, what: str, repeat: int) -> dict:
     times = {name: [] for name in models}
-    for name, model in models.items():  # warm-up
+    for model in models.values():  # warm-up
         model.train(what == "train")
         forward(model, inputs) if what != "train" else train_step(model, inputs)
     for _ in range(repeat):
@@ -128,7 +128,7 @@ def plot(rows: list, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, what in zip(axes, ("forward", "train", "decode")):
+    for ax, what in zip(axes, ("forward", "train", "decode"), strict=True):
         data = [r for r in rows if r["what"] == what]
         for name in ("stock", *SCHEMES):
             ax.plot([r["tokens"] for r in data], [r[f"{name}_ms"] for r in data], marker="o", label=name)

@@ -14,11 +14,11 @@ import argparse
 import json
 
 import torch
+from bench_model import CONFIG, prompt_rows
 from torch.profiler import ProfilerActivity, profile
 from torch.profiler._memory_profiler import MemoryProfileTimeline
 
 import mmrope_hf
-from bench_model import CONFIG, prompt_rows
 from mmrope_hf.testing import build_inputs, tiny_model
 
 SCHEMES = ("stock", "mrope-i", "mhrope")

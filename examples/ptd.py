@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from mmrope_hf.positions.layout import IMAGE, VisualBlock
 from mmrope_hf.metrics import ptd
-from mmrope_hf.positions.registry import POSITION_DESIGNS
 from mmrope_hf.positions.design import PositionOptions
+from mmrope_hf.positions.layout import IMAGE, VisualBlock
+from mmrope_hf.positions.registry import POSITION_DESIGNS
 
 SEGMENTS = [5, VisualBlock(IMAGE, (1, 3, 3), 1.0), 3]
 

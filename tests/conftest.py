@@ -238,12 +238,13 @@ def assert_generate_equals_teacher_forced(model, inputs: dict, atol: float = 1e-
 
 
 def assert_batched_generate_equals_one_by_one(model, singles: list[dict], batch: dict, **kwargs) -> None:
-    """Greedy generate on a left-padded batch gives each row's tokens, and logits within 1e-4, of generating it alone."""
+    """Greedy generate on a left-padded batch gives each row's tokens, and logits within 1e-4, of generating it
+    alone."""
     batched = greedy(model, batch, **kwargs)
     for b, inputs in enumerate(singles):
         single = greedy(model, inputs, **kwargs)
         assert torch.equal(batched.sequences[b, -len(batched.logits) :], single.sequences[0, -len(single.logits) :])
-        for step_batched, step_single in zip(batched.logits, single.logits):
+        for step_batched, step_single in zip(batched.logits, single.logits, strict=True):
             torch.testing.assert_close(step_batched[b], step_single[0], atol=1e-4, rtol=0)
 
 

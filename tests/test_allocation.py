@@ -82,7 +82,7 @@ def test_rotary_equals_stock(cls_name, name, section, dtype):
     if dtype == torch.float32:
         positions = positions + torch.rand(positions.shape, generator=gen) - 0.5
     x = torch.zeros(1, dtype=torch.float32)
-    for got, want in zip(ours(x, positions), stock(x, positions)):
+    for got, want in zip(ours(x, positions), stock(x, positions), strict=True):
         assert torch.equal(got, want)
 
 

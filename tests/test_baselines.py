@@ -26,11 +26,11 @@ from oracle_forward import float32_atol, oracle_logits
 from reference import baselines_reference as ref
 
 import mmrope_hf
-from mmrope_hf.frequencies import allocation
-from mmrope_hf.positions import baselines
-from mmrope_hf.frequencies.allocation import ALLOCATIONS
 from mmrope_hf.config import load_preset
+from mmrope_hf.frequencies import allocation
+from mmrope_hf.frequencies.allocation import ALLOCATIONS
 from mmrope_hf.frequencies.rotary import MultimodalRotaryEmbedding
+from mmrope_hf.positions import baselines
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
 NEW_PRESETS = [
@@ -430,7 +430,7 @@ def block_strides(positions, inputs):
     t, types = positions[0, 0], inputs["mm_token_type_ids"][0].tolist()
     starts = [i for i in range(len(types)) if types[i] == 2 and (i == 0 or types[i - 1] != 2)]
     frame_sizes = [h * w // 4 for _, h, w in inputs["video_grid_thw"].tolist()]  # tokens per group after the merge
-    return [round(float(t[start + size] - t[start]), 4) for start, size in zip(starts, frame_sizes)]
+    return [round(float(t[start + size] - t[start]), 4) for start, size in zip(starts, frame_sizes, strict=True)]
 
 
 def hope_run(seed, calls=3):
@@ -444,12 +444,12 @@ def test_hope_training_draws_are_reproducible_under_a_seed():
     _, inputs, first = hope_run(seed=7)
     _, _, again = hope_run(seed=7)
     _, _, other = hope_run(seed=8)
-    for (p, d), (q, e) in zip(first, again):
+    for (p, d), (q, e) in zip(first, again, strict=True):
         assert torch.equal(p, q) and torch.equal(d, e)
     draws = [block_strides(p, inputs) for p, _ in first]
     assert all(s in (0.5, 0.75, 1.0, 1.25, 1.5) for row in draws for s in row)
     assert len({tuple(row) for row in draws}) > 1  # a new draw at every call
-    assert any(not torch.equal(p, q) for (p, _), (q, _) in zip(first, other))
+    assert any(not torch.equal(p, q) for (p, _), (q, _) in zip(first, other, strict=True))
     assert torch.equal(torch.get_rng_state(), rng_state) and random.getstate() == py_state  # no global randomness
 
 

@@ -13,12 +13,12 @@ from oracle_forward import float32_atol, oracle_logits
 from reference import circle_reference as ref
 
 import mmrope_hf
-from mmrope_hf.positions import circle as circle_module
 from mmrope_hf import metrics
-from mmrope_hf.positions.circle import circle
-from mmrope_hf.positions.layout import IMAGE, VIDEO, VisualBlock
 from mmrope_hf.metrics import ptd
+from mmrope_hf.positions import circle as circle_module
+from mmrope_hf.positions.circle import circle
 from mmrope_hf.positions.design import PositionOptions
+from mmrope_hf.positions.layout import IMAGE, VIDEO, VisualBlock
 from mmrope_hf.testing import FAMILIES, build_inputs, tiny_model
 
 ATOL = 1e-5

@@ -1,4 +1,4 @@
-"""The collator: positions equal the patched model's own per sample; packed rows give the logits of each sample alone."""
+"""The collator: positions equal the patched model's own per sample; packed rows give each sample's logits alone."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mmrope_hf import MMRopeConfig, available_schemes, resolve_config
-from mmrope_hf.integrations.cli.cli import main as cli
 from mmrope_hf.config import load_preset
+from mmrope_hf.integrations.cli.cli import main as cli
 
 
 def test_every_preset_resolves_and_round_trips():

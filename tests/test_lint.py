@@ -19,7 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", "mmrope_hf", "patches", "_mmrope_hf_autoload.py", "setup.py"),
+        ("ruff", "check", *PYTHON_TREES),
         ("ruff", "format", "--check", *PYTHON_TREES),
     ],
     ids=["ruff-check", "ruff-format"],

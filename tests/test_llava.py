@@ -195,7 +195,7 @@ def test_vanilla_is_bit_identical_to_stock(family, model):
     assert torch.equal(logits(model, inputs), stock_logits)
     out = generate(model, inputs)
     assert torch.equal(out.sequences, stock.sequences)
-    assert all(torch.equal(a, b) for a, b in zip(out.logits, stock.logits))
+    assert all(torch.equal(a, b) for a, b in zip(out.logits, stock.logits, strict=True))
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -431,7 +431,7 @@ def test_static_cache_and_continuing_from_a_cache():
     )
     fresh = generate(model, dict(inputs, input_ids=ids, attention_mask=mask), 3)
     assert torch.equal(continued.sequences, fresh.sequences)
-    for a, b in zip(continued.logits, fresh.logits):
+    for a, b in zip(continued.logits, fresh.logits, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 

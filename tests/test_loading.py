@@ -14,9 +14,9 @@ import transformers
 from conftest import inputs_for, logits
 
 import mmrope_hf
-from mmrope_hf.integrations.transformers import loading
-from mmrope_hf.integrations.cli.cli import main as cli
 from mmrope_hf.config import load_preset
+from mmrope_hf.integrations.cli.cli import main as cli
+from mmrope_hf.integrations.transformers import loading
 from mmrope_hf.testing import MROPE_FAMILIES, tiny_model
 
 FAMILY = "qwen2_5_vl"

@@ -72,7 +72,8 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
                 pos = positions[axis, 0, token].item()
                 cos, sin = ref.cos_sin((pos, pos, pos), [0] * len(inv_freq), inv_freq)
                 want = ref.rotate(heads[0, head, token].double().tolist(), cos, sin)
-                max_err = max(max_err, max(abs(a - b) for a, b in zip(want, rotated[0, head, token].tolist())))
+                got = rotated[0, head, token].tolist()
+                max_err = max(max_err, max(abs(a - b) for a, b in zip(want, got, strict=True)))
     assert max_err < 1e-5
     assert not torch.equal(positions[1], positions[0])  # the image really has distinct h and t ids
     monkeypatch.undo()  # the dispatcher back while the model still holds it (not after it is collected)
@@ -92,7 +93,8 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
         (
             2,
             {},
-            r"needs at least 3 rotated KV heads, one per axis; this model has 2 KV head\(s\)\. Use .*mrope-i, spatial-reset or mrope",
+            r"needs at least 3 rotated KV heads, one per axis; this model has 2 KV head\(s\)\. "
+            r"Use .*mrope-i, spatial-reset or mrope",
         ),
         (4, {"nope_heads": 2}, r"needs at least 3 rotated KV heads.* 4 KV head\(s\) and nope_heads=2"),
         (4, {"nope_heads": -1}, r"nope_heads must be a non-negative integer, got -1"),

@@ -142,7 +142,8 @@ def test_unsupported_model_type_fails():
     )
     with pytest.raises(
         TypeError,
-        match=r"does not support model type 'llama'.*supported: .*glm4v, .*llava, .*qwen2_5_vl, qwen2_vl, qwen3_5, .*qwen3_vl_moe",
+        match=r"does not support model type 'llama'.*supported: .*glm4v, .*llava, "
+        r".*qwen2_5_vl, qwen2_vl, qwen3_5, .*qwen3_vl_moe",
     ):
         mmrope_hf.patch_model(transformers.LlamaForCausalLM(config), "mrope")
 

@@ -44,8 +44,8 @@ def teacher_forced_log_probs(model, inputs: dict, sequences: torch.Tensor) -> to
     repeat, new = len(sequences) // batch, sequences.shape[1] - length
     generated = sequences[:, length:]
     out = torch.zeros(generated.shape)
-    for copy in range(repeat):  # sequences copy, copy + repeat, ... share the input batch's visual inputs
-        rows = slice(copy, None, repeat)
+    for replica in range(repeat):  # sequences replica, replica + repeat, ... share the input batch's visual inputs
+        rows = slice(replica, None, repeat)
         forced = dict(
             inputs,
             input_ids=sequences[rows],
@@ -136,7 +136,9 @@ def test_hygiene_to_half_compile_and_config_pickle():
     compiled = torch.compile(model.model.language_model.rotary_emb, backend="eager")
     positions = torch.arange(6).view(1, 1, 6).expand(6, 1, 6)
     for got, want in zip(
-        compiled(torch.zeros(1), positions), model.model.language_model.rotary_emb(torch.zeros(1), positions)
+        compiled(torch.zeros(1), positions),
+        model.model.language_model.rotary_emb(torch.zeros(1), positions),
+        strict=True,
     ):
         assert torch.equal(got, want)
     # Text: one 1D table, from the inverse frequencies as .half() left them (rounded to float16, as on stock models).

@@ -16,9 +16,9 @@ import torch
 from safetensors import safe_open
 
 import mmrope_hf
-from mmrope_hf.positions.registry import POSITION_DESIGNS
-from mmrope_hf.positions.design import PositionDesign, RowPositions
 from mmrope_hf.patches import ADAPTERS
+from mmrope_hf.positions.design import PositionDesign, RowPositions
+from mmrope_hf.positions.registry import POSITION_DESIGNS
 from mmrope_hf.testing import MROPE_FAMILIES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -42,7 +42,7 @@ def drift(family: str, model) -> list[str]:
     problems = []
     for name, inputs in prompts(family).items():
 
-        def check(tensor: str, got: torch.Tensor, exact: bool = True) -> None:
+        def check(tensor: str, got: torch.Tensor, exact: bool = True, name: str = name) -> None:
             want = stored[f"{name}/{tensor}"]
             if got.shape != want.shape:
                 problems.append(f"{family}/{name}/{tensor}: shape {tuple(got.shape)} != stored {tuple(want.shape)}")

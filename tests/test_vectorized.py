@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import mmrope_hf
+from mmrope_hf.positions.batch import batch_positions
 from mmrope_hf.positions.builder import build_position_ids, position_options
 from mmrope_hf.positions.layout import IMAGE, VIDEO, parse_layout, visual_items
 from mmrope_hf.positions.registry import POSITION_DESIGNS
 from mmrope_hf.positions.rows import build_positions
-from mmrope_hf.positions.batch import batch_positions
 
 
 def random_batch(seed: int, rows: int, padding_side: str, back_to_back: bool = False):
@@ -37,7 +37,10 @@ def random_batch(seed: int, rows: int, padding_side: str, back_to_back: bool = F
     for b, types in enumerate(seqs):
         span = slice(length - len(types), length) if padding_side == "left" else slice(0, len(types))
         tt[b, span], mask[b, span] = torch.tensor(types, dtype=torch.long), 1
-    grid = lambda g: torch.tensor(g, dtype=torch.long) if g else None
+
+    def grid(g):
+        return torch.tensor(g, dtype=torch.long) if g else None
+
     return tt, mask, grid(images), grid(videos), torch.tensor(seconds)
 
 
@@ -92,6 +95,7 @@ def test_mismatches_fall_back_to_the_reference_error():
 
 def test_build_position_ids_matches_the_patched_model():
     from conftest import inputs_for
+
     from mmrope_hf.testing import tiny_model
 
     for family, facts in [("qwen2_5_vl", {"tokens_per_second": 2}), ("qwen3_vl", {"split_video_frames": True})]:

@@ -49,7 +49,7 @@ def frame_points(H, W, radius, auto_radius, alpha, move_to_origin, move_to_posit
     lo, hi = min(theta), max(theta)
     u, v = plane_basis()
     points = []
-    for k, ((x, y), th) in enumerate(zip(grid, theta)):
+    for k, ((x, y), th) in enumerate(zip(grid, theta, strict=True)):
         sa = (th - lo) / (hi - lo) * 2 * math.pi if hi - lo > 0 else th
         ga = 2 * math.pi * k / (H * W)
         phi = alpha * sa + (1 - alpha) * ga

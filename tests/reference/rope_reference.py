@@ -148,7 +148,7 @@ def angles(pos_thw, axes, inv_freq):
     """Per-pair angles ``pos[axes[i]] * inv_freq[i]`` (length P) for one token."""
     if len(axes) != len(inv_freq):
         raise ValueError("axes and inv_freq must have the same length P")
-    return [float(pos_thw[a]) * f for a, f in zip(axes, inv_freq)]
+    return [float(pos_thw[a]) * f for a, f in zip(axes, inv_freq, strict=True)]
 
 
 def cos_sin(pos_thw, axes, inv_freq):
@@ -167,4 +167,4 @@ def rotate(x, cos, sin):
     """Apply RoPE to one vector of length 2P: x*cos + rotate_half(x)*sin."""
     if not (len(x) == len(cos) == len(sin)) or len(x) % 2:
         raise ValueError("x, cos, sin must share one even length")
-    return [a * c + b * s for a, b, c, s in zip(x, rotate_half(x), cos, sin)]
+    return [a * c + b * s for a, b, c, s in zip(x, rotate_half(x), cos, sin, strict=True)]

@@ -111,7 +111,9 @@ def _q3_expected(reset):
     ids = txt(0, 1)
     for st in (4, 9, 14):
         ids += txt(st - 2, st - 1)  # <ts> <vs>
-        ids += grid(1, 2, 2, (lambda g, r, c: (st, r, c)) if reset else (lambda g, r, c: (st, st + r, st + c)))
+        ids += grid(
+            1, 2, 2, (lambda g, r, c, st=st: (st, r, c)) if reset else (lambda g, r, c, st=st: (st, st + r, st + c))
+        )
         ids += txt(st + 2)  # <ve>
     return ids + txt(17)
 
@@ -198,7 +200,7 @@ THETA = R.inv_freq(128, 1e6)
 
 
 def test_inv_freq_values():
-    for got, want in zip(THETA[:4], [1.0, 0.8058422, 0.6493816, 0.5232992]):
+    for got, want in zip(THETA[:4], [1.0, 0.8058422, 0.6493816, 0.5232992], strict=True):
         assert got == pytest.approx(want, rel=1e-5)
     assert THETA[63] == pytest.approx(1.240938e-6, rel=1e-5)
 
@@ -244,8 +246,13 @@ def test_rotate_is_pairwise_rotation_and_relative():
     P, axes, th = 4, [0] * 4, R.inv_freq(8, 1e4)
     q = [0.3, -1.2, 0.7, 2.0, -0.5, 0.1, 1.4, -0.8]
     k = [1.1, 0.4, -0.9, 0.2, 0.6, -1.3, 0.5, 0.9]
-    dot = lambda a, b: sum(u * v for u, v in zip(a, b))
-    rot = lambda v, p: R.rotate(v, *R.cos_sin((p, p, p), axes, th))
+
+    def dot(a, b):
+        return sum(u * v for u, v in zip(a, b, strict=True))
+
+    def rot(v, p):
+        return R.rotate(v, *R.cos_sin((p, p, p), axes, th))
+
     # pair i = (channel i, channel i+P) is rotated by angle p*theta_i: norms preserved per pair
     rq = rot(q, 5)
     for i in range(P):
