@@ -149,18 +149,27 @@ def test_mismatched_grids_fail_clearly():
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_multi_set_relay_keeps_the_text_row_and_unpatches(family):
-    """K > 1: the text model sees 4 rows (text + set 0); the rotary still gets every set; unpatch removes it."""
+    """K > 1: the text model sees 4 rows (text + set 0); the rotary still gets every set (the collator's rows 1..3K,
+    as given); unpatch removes it."""
     model = mmrope_hf.patch_model(tiny_model(family, attn_implementation="sdpa"), "circle")
     text_model = model.model.language_model
     seen = {}
-    handle = text_model.register_forward_pre_hook(
-        lambda m, a, kw: seen.update(rows=kw["position_ids"].shape[0]), with_kwargs=True
-    )
+    handles = [
+        text_model.register_forward_pre_hook(
+            lambda m, a, kw: seen.update(rows=kw["position_ids"].shape[0]), with_kwargs=True
+        ),
+        text_model.rotary_emb.register_forward_pre_hook(  # runs after the relay's hook: what the rotary reads
+            lambda m, a, kw: seen.update(rotary=a[1] if len(a) > 1 else kw["position_ids"]), with_kwargs=True
+        ),
+    ]
     batch = MMRopeCollator(model, "packed", max_length=10_000)(samples_for(family)[:2])
+    assert batch["position_ids"].shape[0] == 7  # text row + circle + mrope
     with torch.no_grad():
         model(**{k: v for k, v in batch.items() if k != "labels"})
-    handle.remove()
+    for handle in handles:
+        handle.remove()
     assert seen["rows"] == 4
+    assert torch.equal(seen["rotary"], batch["position_ids"][1:])
     mmrope_hf.unpatch_model(model)
     assert not text_model._forward_pre_hooks and not text_model._forward_hooks
 
