@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 
 import pytest
 import torch
@@ -44,9 +45,26 @@ def test_text_only_equals_stock_for_every_split(family, section):
     assert torch.equal(logits(model, inputs), stock)
 
 
-def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
-    family = "qwen2_5_vl"
-    model = mmrope_hf.patch_model(tiny_model(family), "mhrope")
+NOPE_AXIS = -1  # a KV head with no rotation
+
+
+@pytest.mark.parametrize(
+    "family, kv_heads, options, head_axes",
+    [
+        pytest.param("qwen2_5_vl", None, {}, [0, 0, 1, 2], id="default-2-1-1"),  # [2, 1, 1] on 4 KV heads
+        pytest.param("qwen2_vl", 2, {"mrope_section": [0, 1, 1]}, [1, 2], id="explicit-0-1-1-on-2-heads"),
+        pytest.param(
+            "qwen2_vl", None, {"mrope_section": [1, 1, 1], "nope_heads": 1}, [0, 1, 2, NOPE_AXIS], id="nope-last"
+        ),
+    ],
+)
+def test_rotated_q_k_match_a_hand_rotation(monkeypatch, family, kv_heads, options, head_axes):
+    """Each query and key head is rotated by its KV head's axis of the reference's spatial-reset positions over the
+    full spectrum (or not at all, for a NoPE head), on an image prompt where t, h and w differ."""
+    overrides = {} if kv_heads is None else {"num_key_value_heads": kv_heads}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "nope_heads=", UserWarning)
+        model = mmrope_hf.patch_model(tiny_model(family, **overrides), "mhrope", **options)
     modeling, name = find_state(model).handles.rotary_apply
     dispatcher, seen = getattr(modeling, name), []
 
@@ -61,7 +79,7 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
     ids, _ = ref.positions(reference_layout(family, PROMPTS["images"][0]), "spatial-reset")  # the reference's
     positions = torch.tensor(ids).T[:, None]
     q, k, q_rot, k_rot = seen[0]  # layer 0
-    head_axes = [0, 0, 1, 2]  # default [2, 1, 1] on 4 KV heads
+    assert k.shape[1] == len(head_axes)
     group = q.shape[1] // k.shape[1]
     inv_freq = ref.inv_freq(q.shape[-1], model.config.text_config.rope_parameters["rope_theta"])
     max_err = 0.0
@@ -69,13 +87,17 @@ def test_rotated_q_k_match_a_hand_rotation(monkeypatch):
         for head in range(heads.shape[1]):
             axis = head_axes[head // per_kv]
             for token in range(heads.shape[2]):
-                pos = positions[axis, 0, token].item()
-                cos, sin = ref.cos_sin((pos, pos, pos), [0] * len(inv_freq), inv_freq)
-                want = ref.rotate(heads[0, head, token].double().tolist(), cos, sin)
+                vector = heads[0, head, token].double().tolist()
+                if axis == NOPE_AXIS:
+                    want = vector
+                else:
+                    pos = positions[axis, 0, token].item()
+                    want = ref.rotate(vector, *ref.cos_sin((pos, pos, pos), [0] * len(inv_freq), inv_freq))
                 got = rotated[0, head, token].tolist()
                 max_err = max(max_err, max(abs(a - b) for a, b in zip(want, got, strict=True)))
     assert max_err < 1e-5
     assert not torch.equal(positions[1], positions[0])  # the image really has distinct h and t ids
+    assert not torch.equal(positions[2], positions[1])  # and distinct h and w ids
     monkeypatch.undo()  # the dispatcher back while the model still holds it (not after it is collected)
 
 
