@@ -91,12 +91,20 @@ def _axis_tables(length: int = 3):
 
 
 def _routes_axis_tables(module) -> bool:
-    q, k = torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)
+    """The module's function rotates KV head j (and its query head) with axis j's table: what the stock function
+    gives on that head alone with that table (head_axes (0, 1))."""
+    g = torch.Generator().manual_seed(6)
+    q, k = torch.randn(1, 2, 3, 4, generator=g), torch.randn(1, 2, 3, 4, generator=g)
     cos, sin = _axis_tables()
     try:
-        module.apply_rotary_pos_emb(q, k, cos, sin)
+        got = module.apply_rotary_pos_emb(q, k, cos, sin)
     except Exception:
         return False
+    for head, axis in enumerate(cos.head_axes):
+        one = slice(head, head + 1)
+        want = llama_apply(q[:, one], k[:, one], cos.tables[axis], sin.tables[axis])
+        for out, expected in zip(got, want, strict=True):
+            torch.testing.assert_close(out[:, one], expected, rtol=0, atol=1e-6)
     return True
 
 
