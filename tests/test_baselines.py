@@ -355,8 +355,10 @@ def test_text_only_logits_are_stock_exactly_when_the_scheme_keeps_text_priors(fa
     stock = logits(tiny_model(family), inputs)
     for scheme in NEW_PRESETS:
         got = logits(patched(family, scheme), inputs)
-        if scheme in BREAK_TEXT_PRIORS:
+        if scheme in BREAK_TEXT_PRIORS:  # and give what the references make of text: the oracle forward
             assert (got - stock).abs().max() > 1e-4, scheme
+            want = oracle_logits(family, TEXT, inputs, scheme)
+            torch.testing.assert_close(got, want, atol=float32_atol(want), rtol=0, msg=scheme)
         else:
             assert torch.equal(got, stock), scheme
 
@@ -364,12 +366,16 @@ def test_text_only_logits_are_stock_exactly_when_the_scheme_keeps_text_priors(fa
 def test_each_prior_breaking_piece_alone_changes_text():
     inputs = build_inputs("qwen2_5_vl", TEXT)
     stock = logits(tiny_model("qwen2_5_vl"), inputs)
-    for scheme, options in [
-        ("videorope", {"temporal_nope": True}),
-        ("mrope-i", {"position": "text-spatial-reset"}),
-        ("mrope-i", {"frequency": "interleaved-scaled-base"}),
+    for scheme, options, same_as in [  # same_as: the preset of the same recipe, for the oracle
+        ("videorope", {"temporal_nope": True}, None),
+        ("mrope-i", {"position": "text-spatial-reset"}, "ablation-text-spatial-reset"),
+        ("mrope-i", {"frequency": "interleaved-scaled-base"}, "ablation-scaled-base"),
     ]:
-        assert (logits(patched("qwen2_5_vl", scheme, **options), inputs) - stock).abs().max() > 1e-4
+        got = logits(patched("qwen2_5_vl", scheme, **options), inputs)
+        assert (got - stock).abs().max() > 1e-4
+        if same_as is not None:
+            want = oracle_logits("qwen2_5_vl", TEXT, inputs, same_as)
+            torch.testing.assert_close(got, want, atol=float32_atol(want), rtol=0, msg=f"{scheme} {options}")
     assert torch.equal(
         logits(patched("qwen2_5_vl", "mrope-i", frequency="interleaved-scaled-base", spatial_base_scale=1.0), inputs),
         stock,
