@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import reference_layout
 from oracle_forward import float32_atol, oracle_logits
+from reference import baselines_reference
 
 import mmrope_hf
 from mmrope_hf.integrations.training import IGNORE_INDEX, MMRopeCollator, sample_boundaries
@@ -222,3 +224,9 @@ def test_collator_follows_the_model_training_mode():
     model.train()
     drawn = [collator([sample])["position_ids"] for _ in range(4)]
     assert any(not torch.equal(d, fixed) for d in drawn)
+    # The values: eval is the reference's HoPE at the fixed stride 1; training with one choice is HoPE at that stride
+    layout = reference_layout("qwen2_5_vl", [2, ("video", 4, 4, 4), 2])
+    assert [tuple(p) for p in fixed[1:, 0].T.tolist()] == baselines_reference.positions(layout, "hope", 1.0)[0]
+    model = mmrope_hf.patch_model(tiny_model("qwen2_5_vl"), "hope", temporal_stride_choices=[1.25]).train()
+    trained = MMRopeCollator(model, "padded")([sample])["position_ids"]
+    assert [tuple(p) for p in trained[1:, 0].T.tolist()] == baselines_reference.positions(layout, "hope", 1.25)[0]
