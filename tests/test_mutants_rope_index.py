@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmrope_hf.patching.rope_index import _decoding_positions, _generation_positions
+from mmrope_hf.patching.rope_index import _decoding_positions, _generation_positions, install_packed_relay
+from mmrope_hf.patching.undo import UndoLog
 
 
 class Recorder:
@@ -196,3 +197,46 @@ def test_generation_with_visual_inputs_needs_the_token_types():
     assert "image_grid_thw/video_grid_thw" in str(raised.value)
     kwargs["mm_token_type_ids"] = torch.zeros(1, 3)
     assert generation(state, STOCK, torch.zeros(1, 3), kwargs)[0] is STOCK
+
+
+# --- the packed relay of K > 1 position sets (install_packed_relay) ------------------------------------------------
+
+
+class _Rotary(torch.nn.Module):
+    def forward(self, x, position_ids=None):
+        return position_ids
+
+
+class _TextModel(torch.nn.Module):
+    """Calls its rotary as the Qwen-VL text models do (``rotary(x, position_ids)``), or with other positions."""
+
+    def __init__(self, call):
+        super().__init__()
+        self.rotary, self.call = _Rotary(), call
+
+    def forward(self, x, position_ids=None):
+        return self.call(self.rotary, x, position_ids)
+
+
+def _relayed(call, positions):
+    model, undo = _TextModel(call), UndoLog()
+    install_packed_relay(model, model.rotary, 2, undo)
+    try:
+        return model(torch.zeros(1), position_ids=positions)
+    finally:
+        undo.undo()
+
+
+def test_relay_hands_the_rotary_every_set_as_an_argument_or_a_keyword():
+    positions = torch.arange(7 * 5).reshape(7, 1, 5)  # text row + 2 sets of (t, h, w)
+    assert torch.equal(_relayed(lambda rotary, x, p: rotary(x, p), positions), positions[1:])
+    assert torch.equal(_relayed(lambda rotary, x, p: rotary(x, position_ids=p), positions), positions[1:])
+
+
+def test_relay_refuses_a_rotary_call_without_this_forwards_positions():
+    """Left alone, the rotary would rotate every layer with set 0: an error instead."""
+    positions = torch.arange(7 * 5).reshape(7, 1, 5)
+    with pytest.raises(RuntimeError, match=r"_Rotary was called without position_ids of shape \(\.\.\., 1, 5\)"):
+        _relayed(lambda rotary, x, p: rotary(x, p[:, :, :3]), positions)
+    with pytest.raises(RuntimeError, match="in a forward given 2 position sets"):
+        _relayed(lambda rotary, x, p: rotary(x), positions)

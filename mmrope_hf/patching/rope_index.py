@@ -102,7 +102,8 @@ def install_packed_relay(text_model: nn.Module, rotary: nn.Module, num_sets: int
     The Qwen-VL text models split off a text row (attention masks, packed-sequence and flash-attention varlen
     boundaries) only from a ``(4, B, L)`` tensor. A ``(3K + 1, B, L)`` tensor (text row + K sets, as the
     collator and ``generate`` pass it) goes on to the text model as ``[text row; set 0]`` (4 rows), and the
-    rotary gets the K sets back from a pre-hook, within the same forward.
+    rotary gets the K sets back from a pre-hook, within the same forward. A rotary call that does not carry this
+    forward's positions raises: left alone, every layer would silently read set 0.
     """
     relay: list[torch.Tensor] = []
 
@@ -123,7 +124,12 @@ def install_packed_relay(text_model: nn.Module, rotary: nn.Module, num_sets: int
             return (args[0], sets, *args[2:]), kwargs
         if "position_ids" in kwargs and kwargs["position_ids"].shape[1:] == sets.shape[1:]:
             return args, {**kwargs, "position_ids": sets}
-        return None
+        raise RuntimeError(
+            f"mmrope-hf: {type(module).__name__} was called without position_ids of shape (..., "
+            f"{', '.join(map(str, sets.shape[1:]))}) in a forward given {num_sets} position sets, so it cannot be "
+            "handed the sets; every layer would read set 0 (is this a transformers version whose text model calls "
+            "its rotary differently?)"
+        )
 
     undo.add_hook(text_model.register_forward_pre_hook(text_model_pre_hook, with_kwargs=True))
     undo.add_hook(text_model.register_forward_hook(lambda *_: relay.clear(), always_call=True))
