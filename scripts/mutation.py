@@ -92,10 +92,16 @@ MODULES: dict[str, Module] = {
             "tests/test_known_bugs.py::test_text_only_prompt_after_an_image_prompt_decodes_like_stock",
             "tests/test_known_bugs.py::test_decoding_an_expanded_batch_keeps_each_rows_set_deltas",
             "tests/test_stagger.py::test_decoding_from_rope_deltas_continues_each_set_from_its_own_end",
+            "tests/test_collate.py::test_multi_set_relay_keeps_the_text_row_and_unpatches",
         ],
-        functions=["*x__generation_positions__mutmut_*", "*x__decoding_positions__mutmut_*"],
-        note="the decode-delta path only: `_generation_positions`, `_decoding_positions`; test_generate.py and "
-        "test_patching.py also reach it, but their statistics pass alone outran a 9-minute budget",
+        functions=[
+            "*x__generation_positions__mutmut_*",
+            "*x__decoding_positions__mutmut_*",
+            "*x_install_packed_relay__mutmut_*",
+        ],
+        note="the decode-delta path (`_generation_positions`, `_decoding_positions`) and the packed relay of K > 1 "
+        "sets (`install_packed_relay`); test_generate.py and test_patching.py also reach it, but their statistics "
+        "pass alone outran a 9-minute budget",
     ),
     "collator": Module("mmrope_hf/integrations/training/collator.py", ["tests/test_collate.py"]),
     "checkpoint": Module("mmrope_hf/integrations/transformers/checkpoint.py", ["tests/test_loading.py"]),

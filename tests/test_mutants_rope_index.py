@@ -9,6 +9,8 @@ per-set expansion are stand-ins that record their calls, so a test also sees whi
 
 from __future__ import annotations
 
+import contextlib
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -203,8 +205,8 @@ def test_generation_with_visual_inputs_needs_the_token_types():
 
 
 class _Rotary(torch.nn.Module):
-    def forward(self, x, position_ids=None):
-        return position_ids
+    def forward(self, x, position_ids=None, *rest):
+        return x, position_ids, rest
 
 
 class _TextModel(torch.nn.Module):
@@ -218,25 +220,52 @@ class _TextModel(torch.nn.Module):
         return self.call(self.rotary, x, position_ids)
 
 
-def _relayed(call, positions):
-    model, undo = _TextModel(call), UndoLog()
+def _relayed(call, positions, model=None):
+    model, undo = model or _TextModel(call), UndoLog()
     install_packed_relay(model, model.rotary, 2, undo)
     try:
-        return model(torch.zeros(1), position_ids=positions)
+        return model(torch.ones(1), position_ids=positions)
     finally:
         undo.undo()
 
 
+POSITIONS = torch.arange(7 * 5).reshape(7, 1, 5)  # text row + 2 sets of (t, h, w)
+
+
 def test_relay_hands_the_rotary_every_set_as_an_argument_or_a_keyword():
-    positions = torch.arange(7 * 5).reshape(7, 1, 5)  # text row + 2 sets of (t, h, w)
-    assert torch.equal(_relayed(lambda rotary, x, p: rotary(x, p), positions), positions[1:])
-    assert torch.equal(_relayed(lambda rotary, x, p: rotary(x, position_ids=p), positions), positions[1:])
+    x, sets, rest = _relayed(lambda rotary, x, p: rotary(x, p, "extra"), POSITIONS)
+    assert torch.equal(x, torch.ones(1)) and torch.equal(sets, POSITIONS[1:]) and rest == ("extra",)
+    x, sets, rest = _relayed(lambda rotary, x, p: rotary(x, position_ids=p), POSITIONS)
+    assert torch.equal(x, torch.ones(1)) and torch.equal(sets, POSITIONS[1:]) and rest == ()
 
 
 def test_relay_refuses_a_rotary_call_without_this_forwards_positions():
     """Left alone, the rotary would rotate every layer with set 0: an error instead."""
-    positions = torch.arange(7 * 5).reshape(7, 1, 5)
-    with pytest.raises(RuntimeError, match=r"_Rotary was called without position_ids of shape \(\.\.\., 1, 5\)"):
-        _relayed(lambda rotary, x, p: rotary(x, p[:, :, :3]), positions)
-    with pytest.raises(RuntimeError, match="in a forward given 2 position sets"):
-        _relayed(lambda rotary, x, p: rotary(x), positions)
+    message = (
+        "mmrope-hf: _Rotary was called without position_ids of shape (..., 1, 5) in a forward given 2 position "
+        "sets, so it cannot be handed the sets; every layer would read set 0 (is this a transformers version whose "
+        "text model calls its rotary differently?)"
+    )
+    with pytest.raises(RuntimeError, match=f"^{re.escape(message)}$"):
+        _relayed(lambda rotary, x, p: rotary(x, p[:, :, :3]), POSITIONS)
+    with pytest.raises(RuntimeError, match=f"^{re.escape(message)}$"):
+        _relayed(lambda rotary, x, p: rotary(x), POSITIONS)
+
+
+def test_relay_forgets_the_sets_after_the_forward_also_when_it_fails():
+    """Sets left over from a forward that never reached the rotary (it raised, or did not rotate) must not reach a
+    later call of the rotary outside the text model."""
+
+    def fail(rotary, x, p):
+        raise KeyError("before the rotary")
+
+    for call in (fail, lambda rotary, x, p: None):
+        model, undo = _TextModel(call), UndoLog()
+        install_packed_relay(model, model.rotary, 2, undo)
+        try:
+            with contextlib.suppress(KeyError):
+                model(torch.ones(1), position_ids=POSITIONS)
+            other = torch.zeros(3, 1, 5)
+            assert model.rotary(torch.ones(1), other)[1] is other
+        finally:
+            undo.undo()
