@@ -239,6 +239,13 @@ def test_relay_hands_the_rotary_every_set_as_an_argument_or_a_keyword():
     assert torch.equal(x, torch.ones(1)) and torch.equal(sets, POSITIONS[1:]) and rest == ()
 
 
+def test_relay_hands_every_rotary_call_of_the_forward_the_sets():
+    """A text model that calls its rotary more than once (per layer type, say) gets the sets each time."""
+    calls = _relayed(lambda rotary, x, p: (rotary(x, p), rotary(x, position_ids=p)), POSITIONS)
+    for _, sets, _ in calls:
+        assert torch.equal(sets, POSITIONS[1:])
+
+
 def test_relay_refuses_a_rotary_call_without_this_forwards_positions():
     """Left alone, the rotary would rotate every layer with set 0: an error instead."""
     message = (

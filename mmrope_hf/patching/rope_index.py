@@ -119,7 +119,7 @@ def install_packed_relay(text_model: nn.Module, rotary: nn.Module, num_sets: int
     def rotary_pre_hook(module: nn.Module, args: tuple, kwargs: dict):
         if not relay:
             return None
-        sets = relay.pop()
+        sets = relay[0]  # kept for every rotary call of this forward; the text model's forward hook clears it
         if len(args) >= 2 and args[1].shape[1:] == sets.shape[1:]:
             return (args[0], sets, *args[2:]), kwargs
         if "position_ids" in kwargs and kwargs["position_ids"].shape[1:] == sets.shape[1:]:
