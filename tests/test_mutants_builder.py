@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import test_mutants_mrope as common
 import torch
+from reference import rope_reference as ref
 
 import mmrope_hf
 from mmrope_hf.positions.builder import build_position_ids, positions_for
@@ -98,8 +99,6 @@ def test_shape_mismatch_is_refused():
 
 def test_without_tokens_per_second_a_video_steps_one_per_group():
     """No ``tokens_per_second``: one temporal step per group (multimodal_ropes.md example (b))."""
-    from reference import rope_reference as ref
-
     types = torch.tensor([[0, 0] + [2] * 12 + [0, 0]])
     positions, deltas = build_position_ids(
         "mrope", torch.zeros_like(types), types, video_grid_thw=torch.tensor([[3, 4, 4]])
@@ -134,19 +133,17 @@ ROWS = [
 
 
 def _rows_inputs():
-    length = max(sum(item[1] if item[0] == "text" else item[1] * item[2] * item[3] for item in r) for r in ROWS)
+    length = max(ref.num_tokens(row) for row in ROWS)
     types, mask = torch.zeros(len(ROWS), length, dtype=torch.long), torch.zeros(len(ROWS), length, dtype=torch.long)
     for b, row in enumerate(ROWS):
-        tokens = [0 if it[0] == "text" else {"image": 1, "video": 2}[it[0]] for it in row for _ in range(_count(it))]
+        tokens = [
+            0 if it[0] == "text" else {"image": 1, "video": 2}[it[0]] for it in row for _ in range(ref.num_tokens([it]))
+        ]
         types[b, length - len(tokens) :] = torch.tensor(tokens)
         mask[b, length - len(tokens) :] = 1
     images = [(1, 2 * it[2], 2 * it[3]) for r in ROWS for it in r if it[0] == "image"]
     videos = [(it[1], 2 * it[2], 2 * it[3]) for r in ROWS for it in r if it[0] == "video"]
     return types, mask, torch.tensor(images), torch.tensor(videos)
-
-
-def _count(item):
-    return item[1] if item[0] == "text" else item[1] * item[2] * item[3]
 
 
 @pytest.mark.parametrize(("design", "options"), [("videorope", {}), ("v2pe", {"visual_stride": 2.0})])

@@ -220,13 +220,20 @@ class _TextModel(torch.nn.Module):
         return self.call(self.rotary, x, position_ids)
 
 
-def _relayed(call, positions, model=None):
-    model, undo = model or _TextModel(call), UndoLog()
+@contextlib.contextmanager
+def _relay(call):
+    """A stand-in text model with the relay of 2 position sets installed, removed on exit."""
+    model, undo = _TextModel(call), UndoLog()
     install_packed_relay(model, model.rotary, 2, undo)
     try:
-        return model(torch.ones(1), position_ids=positions)
+        yield model
     finally:
         undo.undo()
+
+
+def _relayed(call, positions):
+    with _relay(call) as model:
+        return model(torch.ones(1), position_ids=positions)
 
 
 POSITIONS = torch.arange(7 * 5).reshape(7, 1, 5)  # text row + 2 sets of (t, h, w)
@@ -267,12 +274,8 @@ def test_relay_forgets_the_sets_after_the_forward_also_when_it_fails():
         raise KeyError("before the rotary")
 
     for call in (fail, lambda rotary, x, p: None):
-        model, undo = _TextModel(call), UndoLog()
-        install_packed_relay(model, model.rotary, 2, undo)
-        try:
+        with _relay(call) as model:
             with contextlib.suppress(KeyError):
                 model(torch.ones(1), position_ids=POSITIONS)
             other = torch.zeros(3, 1, 5)
             assert model.rotary(torch.ones(1), other)[1] is other
-        finally:
-            undo.undo()
